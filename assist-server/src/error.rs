@@ -1,0 +1,145 @@
+//! The error every handler returns, and its JSON body.
+
+use assist_protocol::{ErrorBody, ErrorCode};
+use axum::Json;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::http_status::status_for;
+
+/// An API failure. User errors carry a message meant for the caller;
+/// [`ApiError::Internal`] keeps its details for the log and shows the caller
+/// only a generic message.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    InvalidJson(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{message}")]
+    Overloaded {
+        message: String,
+        retry_after_secs: u64,
+    },
+    #[error("{0}")]
+    NotReady(String),
+    #[error("{0}")]
+    ModelMissing(String),
+    #[error("internal error: {0:#}")]
+    Internal(anyhow::Error),
+}
+
+impl ApiError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ApiError::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            ApiError::InvalidJson(_) => ErrorCode::InvalidJson,
+            ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            ApiError::Unauthorized(_) => ErrorCode::Unauthorized,
+            ApiError::Forbidden(_) => ErrorCode::Forbidden,
+            ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::Conflict(_) => ErrorCode::Conflict,
+            ApiError::Overloaded { .. } => ErrorCode::Overloaded,
+            ApiError::NotReady(_) => ErrorCode::NotReady,
+            ApiError::ModelMissing(_) => ErrorCode::ModelMissing,
+            ApiError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    pub fn internal(err: impl Into<anyhow::Error>) -> Self {
+        ApiError::Internal(err.into())
+    }
+
+    pub fn forbidden(msg: impl Into<String>) -> Self {
+        ApiError::Forbidden(msg.into())
+    }
+
+    pub fn not_found(msg: impl Into<String>) -> Self {
+        ApiError::NotFound(msg.into())
+    }
+
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        ApiError::InvalidRequest(msg.into())
+    }
+}
+
+/// The JSON error response for a code and message.
+pub fn error_response(code: ErrorCode, message: impl Into<String>) -> Response {
+    let body = ErrorBody {
+        code,
+        message: message.into(),
+    };
+    (status_for(code), Json(body)).into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = self.code();
+        match self {
+            ApiError::Internal(err) => {
+                // The caller sees a generic message; the log keeps the cause.
+                tracing::error!(error = %format!("{err:#}"), "internal error");
+                error_response(code, "internal error; the server log has the details")
+            }
+            ApiError::Overloaded {
+                message,
+                retry_after_secs,
+            } => {
+                let mut resp = error_response(code, message);
+                if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                    resp.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                resp
+            }
+            other => {
+                let message = other.to_string();
+                error_response(code, message)
+            }
+        }
+    }
+}
+
+impl From<crate::db::DbError> for ApiError {
+    fn from(err: crate::db::DbError) -> Self {
+        use crate::db::DbError;
+        match err {
+            DbError::NotFound(what) => ApiError::NotFound(what),
+            DbError::Conflict(what) => ApiError::Conflict(what),
+            DbError::Invalid(what) => ApiError::InvalidRequest(what),
+            DbError::Sqlx(e) => ApiError::Internal(e.into()),
+            DbError::Migrate(e) => ApiError::Internal(e.into()),
+        }
+    }
+}
+
+impl From<assist_models::Error> for ApiError {
+    fn from(err: assist_models::Error) -> Self {
+        use assist_models::Error as E;
+        match err {
+            E::Overloaded {
+                retry_after_secs, ..
+            } => ApiError::Overloaded {
+                message: err.to_string(),
+                retry_after_secs,
+            },
+            E::ModelMissing { .. } | E::UnknownModel(_) | E::BadLayout { .. } => {
+                ApiError::ModelMissing(err.to_string())
+            }
+            E::WorkerStopped(_) => ApiError::NotReady(err.to_string()),
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! `/healthz` (the process is alive), `/readyz` (it can do its job) and `/metrics`.
+
+use assist_protocol::{ErrorCode, ReadinessCheck};
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use crate::http_status::status_for;
+use crate::state::AppState;
+use crate::telemetry::prometheus;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+/// 200 with the checks when ready; otherwise 503 with `{code: "not_ready",
+/// message, ready: false, checks}` so the error-body contract holds too.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let mut checks = Vec::new();
+    checks.push(match state.db.ping().await {
+        Ok(()) => ReadinessCheck {
+            name: "database".into(),
+            ok: true,
+            detail: format!("{} open", state.db.backend().name()),
+        },
+        Err(err) => ReadinessCheck {
+            name: "database".into(),
+            ok: false,
+            detail: err.to_string(),
+        },
+    });
+    if state.readiness.is_draining() {
+        checks.push(ReadinessCheck {
+            name: "shutdown".into(),
+            ok: false,
+            detail: "the service is shutting down".into(),
+        });
+    }
+    let models = state.models.clone();
+    let readiness = state.readiness.clone();
+    let model_checks = tokio::task::spawn_blocking(move || readiness.model_checks(&models))
+        .await
+        .unwrap_or_default();
+    checks.extend(model_checks);
+    let ready = checks.iter().all(|c| c.ok);
+    if ready {
+        (
+            StatusCode::OK,
+            axum::Json(json!({ "ready": true, "checks": checks })),
+        )
+            .into_response()
+    } else {
+        let failing: Vec<String> = checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| format!("{}: {}", c.name, c.detail))
+            .collect();
+        (
+            status_for(ErrorCode::NotReady),
+            axum::Json(json!({
+                "code": ErrorCode::NotReady,
+                "message": failing.join("; "),
+                "ready": false,
+                "checks": checks,
+            })),
+        )
+            .into_response()
+    }
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    if let Ok(counts) = state.jobs.counts().await {
+        for (job_state, n) in counts {
+            metrics::gauge!("assist_jobs", "state" => job_state.as_str()).set(n as f64);
+        }
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        prometheus().render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,20 @@
+//! One module per resource. Each exposes `router()`.
+
+use axum::Router;
+
+use crate::state::AppState;
+
+pub mod admin;
+pub mod audit;
+pub mod health;
+pub mod me;
+pub mod teams;
+
+/// Everything under `/v1`.
+pub fn v1_router() -> Router<AppState> {
+    Router::new()
+        .merge(me::router())
+        .merge(admin::router())
+        .merge(audit::router())
+        .merge(teams::router())
+}

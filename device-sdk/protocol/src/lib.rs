@@ -1,0 +1,159 @@
+//! Wire types shared by the assist server and the phone-side SDK.
+//!
+//! Everything here is plain data with `serde` derives and nothing else, so
+//! the device SDK can depend on it without pulling in any server or model code.
+//!
+//! The most important type is [`ErrorCode`]: every failed HTTP request returns an
+//! [`ErrorBody`] whose `code` is one of these stable snake_case strings. Clients
+//! decide whether to retry from the code (see [`ErrorCode::is_retryable`]), never
+//! from the human-readable message.
+//!
+//! ```
+//! use assist_protocol::{ErrorBody, ErrorCode};
+//! let body: ErrorBody = serde_json::from_str(r#"{"code":"overloaded","message":"busy"}"#).unwrap();
+//! assert_eq!(body.code, ErrorCode::Overloaded);
+//! assert!(body.code.is_retryable());
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+mod identity;
+pub use identity::*;
+
+/// Stable, machine-readable error codes. Adding a variant is an API change;
+/// renaming one is a breaking change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The request is well-formed JSON but a field is missing or has a bad value.
+    InvalidRequest,
+    /// The body is not valid JSON, or does not match the expected shape.
+    InvalidJson,
+    /// The `Content-Type` header is missing or not one this endpoint accepts.
+    UnsupportedMediaType,
+    /// The request body (or an uploaded file) is larger than the configured limit.
+    PayloadTooLarge,
+    /// No token, an unknown token, a revoked token or an expired token.
+    Unauthorized,
+    /// The token is valid but its role or organisation may not do this.
+    Forbidden,
+    /// No such resource (or route).
+    NotFound,
+    /// The route exists but not for this HTTP method.
+    MethodNotAllowed,
+    /// The resource already exists, or a concurrent edit won.
+    Conflict,
+    /// A worker queue is full; retry after the `Retry-After` header.
+    Overloaded,
+    /// The service is starting up or shutting down, or a dependency is down.
+    NotReady,
+    /// A model the request needs is not fetched or not verified.
+    ModelMissing,
+    /// Too many requests from this client; retry later.
+    RateLimited,
+    /// An unexpected server-side failure; details are in the server log only.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Whether a client should retry the same request later (with backoff).
+    pub fn is_retryable(self) -> bool {
+        match self {
+            ErrorCode::Overloaded
+            | ErrorCode::NotReady
+            | ErrorCode::RateLimited
+            | ErrorCode::Internal => true,
+            ErrorCode::InvalidRequest
+            | ErrorCode::InvalidJson
+            | ErrorCode::UnsupportedMediaType
+            | ErrorCode::PayloadTooLarge
+            | ErrorCode::Unauthorized
+            | ErrorCode::Forbidden
+            | ErrorCode::NotFound
+            | ErrorCode::MethodNotAllowed
+            | ErrorCode::Conflict
+            | ErrorCode::ModelMissing => false,
+        }
+    }
+
+    /// The snake_case string used on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::Overloaded => "overloaded",
+            ErrorCode::NotReady => "not_ready",
+            ErrorCode::ModelMissing => "model_missing",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The JSON body of every failed request: `{"code": "...", "message": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// Health and readiness report returned by `GET /readyz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Readiness {
+    /// `true` when every check passed.
+    pub ready: bool,
+    pub checks: Vec<ReadinessCheck>,
+}
+
+/// One line of the readiness report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadinessCheck {
+    /// What was checked, e.g. `database` or `model:asr`.
+    pub name: String,
+    pub ok: bool,
+    /// Why it failed, or a short description of what is there.
+    pub detail: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_as_snake_case() {
+        for code in [
+            ErrorCode::InvalidRequest,
+            ErrorCode::InvalidJson,
+            ErrorCode::UnsupportedMediaType,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::Unauthorized,
+            ErrorCode::Forbidden,
+            ErrorCode::NotFound,
+            ErrorCode::MethodNotAllowed,
+            ErrorCode::Conflict,
+            ErrorCode::Overloaded,
+            ErrorCode::NotReady,
+            ErrorCode::ModelMissing,
+            ErrorCode::RateLimited,
+            ErrorCode::Internal,
+        ] {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            let back: ErrorCode = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, code);
+        }
+    }
+}

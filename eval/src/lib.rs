@@ -1,0 +1,17 @@
+//! Measurement for the assist service.
+//!
+//! The convention every benchmark follows: measure our figure and the same
+//! figure for a named peer **in the same run** (same machine, same input, same
+//! threads), print both with their ratio, and write a JSON and a Markdown
+//! report ([`report::Report`]). Benchmarks are programs, never test asserts.
+//!
+//! ```
+//! use assist_eval::report::{Better, Figure, Report};
+//! let mut r = Report::new("example", "what was measured");
+//! r.push(Figure::new("throughput", "MB/s", 500.0, Better::Higher).peer("sha256sum", 400.0));
+//! assert!((r.figures[0].ratio.unwrap() - 1.25).abs() < 1e-9);
+//! ```
+
+pub mod cli;
+pub mod report;
+pub mod verify_bench;
