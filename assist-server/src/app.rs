@@ -31,7 +31,7 @@ pub fn app(state: AppState) -> Router {
     let timeout = Duration::from_secs(cfg.request_timeout_secs.max(1));
     Router::new()
         .merge(routes::health::router())
-        .nest("/v1", routes::v1_router())
+        .nest("/v1", routes::v1_router(state.config.kb.kb_max_import_bytes))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -42,6 +42,9 @@ pub enum Command {
     /// Create organisations, teams, users, devices and tokens.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Import, export, list and review scripts and the risk lexicon.
+    #[command(subcommand)]
+    Kb(crate::kb_cli::KbCommand),
     /// Fetch models if needed, start the service on a scratch data directory,
     /// and walk through it with real requests.
     Demo(DemoArgs),
@@ -203,6 +206,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => crate::serve::serve(config).await,
         Command::Models(cmd) => models(&config, cmd).await,
         Command::Admin(cmd) => admin(&config, cmd).await,
+        Command::Kb(cmd) => {
+            let db = open_db(&config).await?;
+            let policy = assist_knowledge_base::ReviewPolicy {
+                allow_self_approval: config.kb.kb_allow_self_approval,
+            };
+            let out = crate::kb_cli::run(&db, cmd, policy).await;
+            db.close().await;
+            out
+        }
         Command::Demo(args) => crate::demo::run(config, args).await,
         Command::Config => {
             println!("{config:#?}");

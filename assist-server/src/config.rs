@@ -41,6 +41,29 @@ pub struct Config {
     pub jobs: JobsConfig,
     #[command(flatten)]
     pub log: LogConfig,
+    #[command(flatten)]
+    pub kb: KbConfig,
+}
+
+/// `[kb]`: the knowledge base.
+#[derive(Debug, Clone, Args, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KbConfig {
+    /// Let a trainer approve their own draft (off: a second trainer must review).
+    #[arg(long, env = "ASSIST_KB_ALLOW_SELF_APPROVAL", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub kb_allow_self_approval: bool,
+    /// Largest import file in bytes (413 above it).
+    #[arg(long, env = "ASSIST_KB_MAX_IMPORT_BYTES", default_value_t = 32 * 1024 * 1024, global = true)]
+    pub kb_max_import_bytes: usize,
+}
+
+impl Default for KbConfig {
+    fn default() -> Self {
+        KbConfig {
+            kb_allow_self_approval: false,
+            kb_max_import_bytes: 32 * 1024 * 1024,
+        }
+    }
 }
 
 /// `[server]`: the HTTP listener and request limits.
@@ -295,6 +318,7 @@ impl std::fmt::Debug for Config {
             .field("models", &self.models)
             .field("jobs", &self.jobs)
             .field("log", &self.log)
+            .field("kb", &self.kb)
             .finish()
     }
 }

@@ -119,6 +119,7 @@ impl From<crate::db::DbError> for ApiError {
             DbError::NotFound(what) => ApiError::NotFound(what),
             DbError::Conflict(what) => ApiError::Conflict(what),
             DbError::Invalid(what) => ApiError::InvalidRequest(what),
+            DbError::Forbidden(what) => ApiError::Forbidden(what),
             DbError::Sqlx(e) => ApiError::Internal(e.into()),
             DbError::Migrate(e) => ApiError::Internal(e.into()),
         }

@@ -34,6 +34,7 @@ pub mod error;
 pub mod extract;
 pub mod http_status;
 pub mod jobs;
+pub mod kb_cli;
 pub mod readiness;
 pub mod routes;
 pub mod serve;

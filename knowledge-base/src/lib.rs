@@ -1,84 +1,41 @@
-//! Curated content for the assist service: the sales-scripts library (话术) and
-//! the risk lexicon, with their draft → in_review → approved → retired workflow.
+//! Curated content for the assist service: the sales-scripts library (话术)
+//! and the risk lexicon, with their review workflow.
 //!
-//! Only the approve transition produces an [`ApprovedScript`]; the indexer
-//! accepts nothing else, so unapproved text can never reach a phone.
+//! How the pieces fit together:
 //!
-//! This crate is filled in by the Knowledge issue; the foundation fixes the
-//! workflow states and the approval type so other crates can build on them.
+//! - [`model`] holds the content types: [`ScriptContent`] (title, body,
+//!   scenario, tags, products, language) and [`LexiconContent`] (pattern,
+//!   category, severity, match mode, action, language), and the workflow
+//!   [`Status`] (draft → in_review → approved → retired).
+//! - [`validate`] checks content field by field (regular expressions are
+//!   compiled, with the error position); [`io`] parses and writes CSV, JSON
+//!   Lines and Markdown-with-front-matter, reporting every bad record by
+//!   number and line; [`diff`] renders version-to-version changes.
+//! - [`workflow`] enforces the transitions and the four-eyes rule, and is the
+//!   only place an [`ApprovedScript`] comes from: the indexer accepts nothing
+//!   else, so unapproved text can never reach a phone.
+//!
+//! Storage lives in the server (one schema for SQLite and PostgreSQL); this
+//! crate is pure logic with no I/O beyond parsing text.
 //!
 //! ```
-//! use assist_knowledge_base::Status;
-//! assert!(Status::Draft.can_move_to(Status::InReview));
-//! assert!(!Status::Draft.can_move_to(Status::Approved));
+//! use assist_knowledge_base::io::{Format, parse_scripts};
+//! use assist_knowledge_base::validate::Limits;
+//! use assist_knowledge_base::Scenario;
+//!
+//! let csv = "title,body,scenario,language\n价格异议,我理解您的顾虑……,价格异议,zh\n";
+//! let parsed = parse_scripts(csv, Format::Csv, &Limits::default());
+//! assert!(parsed.is_clean());
+//! assert_eq!(parsed.records[0].content.scenario, Scenario::PriceObjection);
 //! ```
 
-use serde::{Deserialize, Serialize};
+pub mod diff;
+pub mod error;
+pub mod io;
+pub mod model;
+pub mod validate;
+pub mod workflow;
 
-/// Workflow state of a script or a lexicon entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Draft,
-    InReview,
-    Approved,
-    Retired,
-}
-
-impl Status {
-    /// Whether the workflow allows `self → to`. Edits of approved content go
-    /// back to `Draft` and through review again.
-    pub fn can_move_to(self, to: Status) -> bool {
-        use Status::*;
-        matches!(
-            (self, to),
-            (Draft, InReview)
-                | (InReview, Draft)
-                | (InReview, Approved)
-                | (Approved, Draft)
-                | (Approved, Retired)
-                | (Draft, Retired)
-        )
-    }
-}
-
-/// A script that passed review. Its fields are private and the only
-/// constructor is crate-internal, so holding one proves approval.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ApprovedScript {
-    id: String,
-    version: u32,
-    title: String,
-    body: String,
-}
-
-impl ApprovedScript {
-    #[allow(dead_code)] // used by the approve transition (Knowledge issue)
-    pub(crate) fn new(id: String, version: u32, title: String, body: String) -> Self {
-        ApprovedScript {
-            id,
-            version,
-            title,
-            body,
-        }
-    }
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-    pub fn version(&self) -> u32 {
-        self.version
-    }
-    pub fn title(&self) -> &str {
-        &self.title
-    }
-    pub fn body(&self) -> &str {
-        &self.body
-    }
-}
-
-/// Errors of the knowledge base.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("cannot move from {from:?} to {to:?}")]
-    InvalidTransition { from: Status, to: Status },
-}
+pub use error::Error;
+pub use model::*;
+pub use workflow::{ApprovedScript, ReviewPolicy};

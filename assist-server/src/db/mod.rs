@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod identity;
+pub mod kb;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -43,6 +44,8 @@ pub enum DbError {
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("database error: {0}")]
     Sqlx(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]

@@ -7,13 +7,15 @@ use crate::state::AppState;
 pub mod admin;
 pub mod audit;
 pub mod health;
+pub mod kb;
 pub mod me;
 pub mod teams;
 
 /// Everything under `/v1`.
-pub fn v1_router() -> Router<AppState> {
+pub fn v1_router(max_import_bytes: usize) -> Router<AppState> {
     Router::new()
         .merge(me::router())
+        .merge(kb::router(max_import_bytes))
         .merge(admin::router())
         .merge(audit::router())
         .merge(teams::router())
