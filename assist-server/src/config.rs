@@ -43,6 +43,72 @@ pub struct Config {
     pub log: LogConfig,
     #[command(flatten)]
     pub kb: KbConfig,
+    #[command(flatten)]
+    pub index: IndexConfig,
+}
+
+/// `[index]`: script search (Tantivy + Qdrant).
+#[derive(Clone, Args, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IndexConfig {
+    /// Qdrant server gRPC URL (e.g. http://127.0.0.1:6334). Unset: embedded
+    /// Qdrant Edge in the data directory.
+    #[arg(long, env = "ASSIST_QDRANT_URL", global = true)]
+    pub qdrant_url: Option<String>,
+    /// API key for the Qdrant server.
+    #[arg(long, env = "ASSIST_QDRANT_API_KEY", global = true)]
+    pub qdrant_api_key: Option<String>,
+    /// Collection name on the Qdrant server.
+    #[arg(
+        long,
+        env = "ASSIST_QDRANT_COLLECTION",
+        default_value = "assist_scripts",
+        global = true
+    )]
+    pub qdrant_collection: String,
+    /// Weight of the BM25 ranking in the hybrid fusion.
+    #[arg(
+        long,
+        env = "ASSIST_FUSION_BM25_WEIGHT",
+        default_value_t = 1.0,
+        global = true
+    )]
+    pub fusion_bm25_weight: f64,
+    /// Weight of the vector ranking in the hybrid fusion.
+    #[arg(
+        long,
+        env = "ASSIST_FUSION_VECTOR_WEIGHT",
+        default_value_t = 1.5,
+        global = true
+    )]
+    pub fusion_vector_weight: f64,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        IndexConfig {
+            qdrant_url: None,
+            qdrant_api_key: None,
+            qdrant_collection: "assist_scripts".into(),
+            fusion_bm25_weight: 1.0,
+            fusion_vector_weight: 1.5,
+        }
+    }
+}
+
+impl std::fmt::Debug for IndexConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndexConfig")
+            .field("qdrant_url", &self.qdrant_url)
+            .field(
+                "qdrant_api_key",
+                &self.qdrant_api_key.as_ref().map(|_| "***"),
+            )
+            .field("qdrant_collection", &self.qdrant_collection)
+            .field("fusion_bm25_weight", &self.fusion_bm25_weight)
+            .field("fusion_vector_weight", &self.fusion_vector_weight)
+            .finish()
+    }
 }
 
 /// `[kb]`: the knowledge base.
@@ -319,6 +385,7 @@ impl std::fmt::Debug for Config {
             .field("jobs", &self.jobs)
             .field("log", &self.log)
             .field("kb", &self.kb)
+            .field("index", &self.index)
             .finish()
     }
 }

@@ -80,10 +80,10 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
     // 1. Models.
     let store = crate::cli::model_store(&config)?;
     if args.skip_fetch {
-        println!("[1/4] models: fetch skipped (--skip-fetch)");
+        println!("[1/5] models: fetch skipped (--skip-fetch)");
     } else {
         println!(
-            "[1/4] models: fetching what is missing into {} (cached copies are reused)",
+            "[1/5] models: fetching what is missing into {} (cached copies are reused)",
             config.models.model_dir.display()
         );
         let required = config.models.required_models.clone();
@@ -106,7 +106,8 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
         config.storage.database_url = None;
     }
     let lock = DataDirLock::acquire(&config.storage.data_dir)?;
-    let state = AppState::open(&config).await?;
+    let mut state = AppState::open(&config).await?;
+    state.start_search().await?;
     let listener = if args.keep_serving {
         TcpListener::bind(config.server.listen).await?
     } else {
@@ -115,7 +116,7 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
     let running = start(state.clone(), listener, Vec::new())?;
     let base = format!("http://{}", running.addr);
     println!(
-        "[2/4] server: listening on {base}, {} database in {}",
+        "[2/5] server: listening on {base}, {} database in {}",
         state.db.backend().name(),
         config.storage.data_dir.display()
     );
@@ -199,6 +200,10 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
     let (_, trainer_t) = db
         .create_token(&org.id, &trainer.id, None, Some("demo"), None)
         .await?;
+    let reviewer = db.create_user(&org.id, "孙悦", Role::Trainer, None).await?;
+    let (_, reviewer_t) = db
+        .create_token(&org.id, &reviewer.id, None, Some("demo"), None)
+        .await?;
     let (_, compliance_t) = db
         .create_token(&org.id, &compliance.id, None, Some("demo"), None)
         .await?;
@@ -210,13 +215,13 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
         .create_token(&other.id, &other_admin.id, None, None, None)
         .await?;
     println!(
-        "[3/4] sample organisation `{}`: teams 华东一组/华西二组; admin 王敏, manager 李强, rep 张伟 \
+        "[3/5] sample organisation `{}`: teams 华东一组/华西二组; admin 王敏, manager 李强, rep 张伟 \
          (work phone bound), trainer 陈静, compliance 赵丽",
         org.name
     );
 
     // 4. Walk through the API.
-    println!("[4/4] requests:");
+    println!("[4/5] requests:");
     let (s, v, _) = client
         .call(Method::GET, "/v1/me", Some(&rep_t), None, &[])
         .await?;
@@ -382,6 +387,10 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
         format!("{requests} request counters, Prometheus text"),
     );
 
+    // 5. The knowledge base: a trainer imports the sample library, a second
+    // trainer approves it, and a rep's utterances find approved scripts.
+    knowledge_base(&client, &trainer_t, &reviewer_t, &rep_t).await?;
+
     if args.keep_serving {
         println!(
             "\nserving on {base} until Ctrl-C. Admin token for 王敏: {admin_t}\n\
@@ -401,6 +410,158 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
             "\ndemo finished: server stopped gracefully, scratch data removed. \
              `assist serve` runs the service; `assist --help` lists every command."
         );
+    }
+    Ok(())
+}
+
+/// The sample library in `eval/data/retrieval/scripts.jsonl` (synthetic, written for this project).
+const SAMPLE_SCRIPTS: &str = include_str!("../../eval/data/retrieval/scripts.jsonl");
+
+async fn knowledge_base(
+    client: &Client,
+    trainer: &str,
+    reviewer: &str,
+    rep: &str,
+) -> anyhow::Result<()> {
+    println!("[5/5] knowledge base and in-call suggestions:");
+    let started = Instant::now();
+    let (s, v, _) = client
+        .call(
+            Method::POST,
+            "/v1/kb/scripts/import?format=jsonl",
+            Some(trainer),
+            Some(Body::Raw(
+                "application/x-ndjson",
+                SAMPLE_SCRIPTS.to_string(),
+            )),
+            &[],
+        )
+        .await?;
+    show(
+        "POST /v1/kb/scripts/import (trainer 陈静, sample library)",
+        s,
+        format!("{} created, {} unchanged", v["created"], v["unchanged"]),
+    );
+    let (_, items, _) = client
+        .call(
+            Method::GET,
+            "/v1/kb/scripts?status=draft&limit=1000",
+            Some(trainer),
+            None,
+            &[],
+        )
+        .await?;
+    let items = items.as_array().cloned().unwrap_or_default();
+    let (mut approved, mut first_error) = (0usize, None);
+    for (i, item) in items.iter().enumerate() {
+        let id = item["id"].as_str().unwrap_or_default();
+        let version = item["version"].as_i64().unwrap_or(1);
+        let (s, v, _) = client
+            .call(
+                Method::POST,
+                &format!("/v1/kb/scripts/{id}/submit"),
+                Some(trainer),
+                Some(Body::Json(json!({"expected_version": version}))),
+                &[],
+            )
+            .await?;
+        if i == 0 {
+            // Show the four-eyes rule once.
+            let (s2, v2, _) = client
+                .call(
+                    Method::POST,
+                    &format!("/v1/kb/scripts/{id}/approve"),
+                    Some(trainer),
+                    Some(Body::Json(json!({"expected_version": version}))),
+                    &[],
+                )
+                .await?;
+            show(
+                "POST …/approve (the author approves own draft)",
+                s2,
+                error_text(&v2),
+            );
+        }
+        if s != StatusCode::OK {
+            first_error.get_or_insert_with(|| error_text(&v));
+            continue;
+        }
+        let (s, v, _) = client
+            .call(
+                Method::POST,
+                &format!("/v1/kb/scripts/{id}/approve"),
+                Some(reviewer),
+                Some(Body::Json(json!({"expected_version": version}))),
+                &[],
+            )
+            .await?;
+        if s == StatusCode::OK {
+            approved += 1;
+        } else {
+            first_error.get_or_insert_with(|| error_text(&v));
+        }
+    }
+    show(
+        "POST …/submit + …/approve (second trainer 孙悦), each indexed",
+        StatusCode::OK,
+        format!(
+            "{approved}/{} approved and indexed in {:.1} s{}",
+            items.len(),
+            started.elapsed().as_secs_f64(),
+            first_error
+                .map(|e| format!(" (first error: {e})"))
+                .unwrap_or_default()
+        ),
+    );
+    for (utterance, language) in [
+        ("你们这个也太贵了吧，隔壁那家便宜一半", "zh"),
+        ("宽带装好要等多久啊，我们下周就搬了", "zh"),
+        (
+            "can u guys do monthly billing? annual is too much upfront",
+            "en",
+        ),
+    ] {
+        let (s, v, _) = client
+            .call(
+                Method::POST,
+                "/v1/suggest",
+                Some(rep),
+                Some(Body::Json(
+                    json!({"utterance": utterance, "language": language, "k": 2}),
+                )),
+                &[],
+            )
+            .await?;
+        println!(
+            "  POST /v1/suggest (rep 张伟) «{utterance}» → {} in {:.0} ms",
+            s.as_u16(),
+            v["took_ms"].as_f64().unwrap_or(0.0)
+        );
+        if s != StatusCode::OK {
+            println!("      {}", error_text(&v));
+            continue;
+        }
+        for sug in v["suggestions"].as_array().cloned().unwrap_or_default() {
+            let body: String = sug["body"]
+                .as_str()
+                .unwrap_or("")
+                .chars()
+                .take(60)
+                .collect();
+            println!(
+                "      • {} — {}…  (bm25 #{}, vector #{})",
+                sug["title"].as_str().unwrap_or(""),
+                body,
+                sug["why"]["bm25_rank"]
+                    .as_u64()
+                    .map(|r| r.to_string())
+                    .unwrap_or_else(|| "–".into()),
+                sug["why"]["vector_rank"]
+                    .as_u64()
+                    .map(|r| r.to_string())
+                    .unwrap_or_else(|| "–".into()),
+            );
+        }
     }
     Ok(())
 }

@@ -140,6 +140,9 @@ impl From<assist_models::Error> for ApiError {
                 ApiError::ModelMissing(err.to_string())
             }
             E::WorkerStopped(_) => ApiError::NotReady(err.to_string()),
+            E::InvalidAudio(_) => ApiError::InvalidRequest(err.to_string()),
+            E::UnsupportedAudio { .. } => ApiError::UnsupportedMediaType(err.to_string()),
+            E::AudioTooLong { .. } => ApiError::PayloadTooLarge(err.to_string()),
             other => ApiError::Internal(other.into()),
         }
     }

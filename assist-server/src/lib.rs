@@ -37,6 +37,7 @@ pub mod jobs;
 pub mod kb_cli;
 pub mod readiness;
 pub mod routes;
+pub mod search;
 pub mod serve;
 pub mod state;
 pub mod telemetry;

@@ -97,6 +97,9 @@ impl Running {
                 "job runners did not finish in time; their leases will expire and the jobs will be retried"
             );
         }
+        if let Some(search) = &self.state.search {
+            search.shutdown();
+        }
         self.state.db.close().await;
         served.context("server error")?;
         tracing::info!("stopped");
@@ -157,7 +160,8 @@ pub fn start(
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let lock = DataDirLock::acquire(&config.storage.data_dir)?;
     tracing::info!(lock = %lock.path().display(), "data directory locked");
-    let state = AppState::open(&config).await?;
+    let mut state = AppState::open(&config).await?;
+    state.start_search().await?;
     let listener = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;

@@ -20,6 +20,9 @@ pub struct AppState {
     pub readiness: Readiness,
     /// Fires when the service begins shutting down.
     pub shutdown: CancellationToken,
+    /// Script search; `None` until the embedder is loaded (suggestions then
+    /// answer 503 `model_missing`).
+    pub search: Option<crate::search::SearchService>,
 }
 
 impl AppState {
@@ -31,6 +34,35 @@ impl AppState {
         )
         .await?;
         Self::with_db(config, db)
+    }
+
+    /// Start script search: load the embedder (from `--model-path embedder=…`
+    /// or the store), open the index and reconcile it with the database.
+    /// Without a ready embedder the service runs without suggestions and
+    /// says so in the log (and `/readyz` if the embedder is required).
+    pub async fn start_search(&mut self) -> anyhow::Result<()> {
+        let dir = match self.models.ready_path("embedder") {
+            Ok(dir) => dir,
+            Err(err) => {
+                tracing::warn!(error = %err, "script search is off until the embedder is fetched");
+                return Ok(());
+            }
+        };
+        let config = self.config.clone();
+        let search =
+            tokio::task::spawn_blocking(move || crate::search::SearchService::open(&config, &dir))
+                .await??;
+        let repair = search
+            .reconcile(&self.db)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        tracing::info!(
+            reindexed = repair.reindexed.len(),
+            removed = repair.removed.len(),
+            "script index consistent with the database"
+        );
+        self.search = Some(search);
+        Ok(())
     }
 
     /// Build the state around an open database.
@@ -54,6 +86,7 @@ impl AppState {
             models,
             readiness,
             shutdown: CancellationToken::new(),
+            search: None,
         })
     }
 }

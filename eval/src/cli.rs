@@ -30,6 +30,21 @@ pub enum Command {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// Script-suggestion quality: BM25 only, vectors only and hybrid, side by side.
+    Retrieval {
+        /// Folder with scripts.jsonl and queries.jsonl.
+        #[arg(long, default_value = "eval/data/retrieval")]
+        data: PathBuf,
+        /// Weight of the BM25 ranking in the fusion.
+        #[arg(long, default_value_t = 1.0)]
+        bm25_weight: f64,
+        /// Weight of the vector ranking in the fusion (the service's default).
+        #[arg(long, default_value_t = 1.5)]
+        vector_weight: f64,
+        /// RRF constant.
+        #[arg(long, default_value_t = 60.0)]
+        rrf_k: f64,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -42,6 +57,22 @@ pub fn main() -> ExitCode {
         Command::VerifyBench { model, rounds } => {
             crate::verify_bench::run(model_dir, &model, rounds, &cli.out).map(|_| ())
         }
+        Command::Retrieval {
+            data,
+            bm25_weight,
+            vector_weight,
+            rrf_k,
+        } => crate::retrieval::run(
+            model_dir,
+            &data,
+            &cli.out,
+            assist_indexer::FusionWeights {
+                bm25: bm25_weight,
+                vector: vector_weight,
+                k: rrf_k,
+            },
+        )
+        .map(|_| ()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

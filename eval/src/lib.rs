@@ -14,4 +14,5 @@
 
 pub mod cli;
 pub mod report;
+pub mod retrieval;
 pub mod verify_bench;

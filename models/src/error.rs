@@ -85,6 +85,25 @@ pub enum Error {
     #[error("inference on `{model}` failed: {reason}")]
     Inference { model: String, reason: String },
 
+    /// Audio that cannot be used: empty, truncated, corrupt, or with an absurd
+    /// sample rate or channel count. A user error (HTTP 400/422).
+    #[error("invalid audio: {0}")]
+    InvalidAudio(String),
+
+    /// Audio in a codec or container this build cannot decode (and no
+    /// `ffmpeg` on PATH to fall back to). A user error (HTTP 415).
+    #[error("unsupported codec {codec}; install ffmpeg to decode it")]
+    UnsupportedAudio { codec: String },
+
+    /// Audio longer than the configured maximum. A user error (HTTP 413).
+    #[error("audio is {seconds:.1} s long, more than the maximum of {max_seconds:.1} s")]
+    AudioTooLong { seconds: f64, max_seconds: f64 },
+
+    /// A model file exists but its contents are not what its format promises
+    /// (a truncated CTranslate2 `model.bin`, tensors of the wrong shape, ...).
+    #[error("model file {path} is unusable: {reason}")]
+    ModelFormat { path: PathBuf, reason: String },
+
     /// Any other I/O failure, with the path involved.
     #[error("{action} {path}: {source}")]
     Io {

@@ -24,7 +24,10 @@
 //! # }
 //! ```
 
+pub mod audio;
+pub mod embed;
 pub mod error;
+pub mod speech;
 pub mod store;
 pub mod worker;
 

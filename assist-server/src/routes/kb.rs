@@ -267,6 +267,11 @@ async fn transition(
                     note,
                 )
                 .await?;
+            if let Some(search) = &state.search
+                && item.kind == Kind::Script
+            {
+                search.remove(vec![item.id.clone()]).await?;
+            }
             state
                 .db
                 .audit(caller.audit("kb.retire", kind.as_str(), Some(&item.id)))
@@ -277,7 +282,7 @@ async fn transition(
             let policy = ReviewPolicy {
                 allow_self_approval: state.config.kb.kb_allow_self_approval,
             };
-            let (item, _approved) = state
+            let (item, approved) = state
                 .db
                 .kb_approve(
                     org,
@@ -288,6 +293,12 @@ async fn transition(
                     note,
                 )
                 .await?;
+            // Index at once; if this fails the startup check repairs it.
+            if let (Some(search), Some(script)) = (&state.search, approved)
+                && let Err(err) = search.index(vec![script]).await
+            {
+                tracing::error!(error = %err, item = %item.id, "approved script not indexed yet");
+            }
             state
                 .db
                 .audit(caller.audit("kb.approve", kind.as_str(), Some(&item.id)))

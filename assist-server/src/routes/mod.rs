@@ -9,6 +9,7 @@ pub mod audit;
 pub mod health;
 pub mod kb;
 pub mod me;
+pub mod suggest;
 pub mod teams;
 
 /// Everything under `/v1`.
@@ -16,6 +17,7 @@ pub fn v1_router(max_import_bytes: usize) -> Router<AppState> {
     Router::new()
         .merge(me::router())
         .merge(kb::router(max_import_bytes))
+        .merge(suggest::router())
         .merge(admin::router())
         .merge(audit::router())
         .merge(teams::router())

@@ -1,0 +1,174 @@
+//! Script search for suggestions: the embedder's owner thread plus the hybrid
+//! retriever (Tantivy + Qdrant), kept in step with what the database says
+//! is approved.
+//!
+//! The index lives under `<data_dir>/index/` (`bm25/` and `vectors/`). At
+//! startup [`SearchService::reconcile`] compares it with the approved scripts
+//! in the database and repairs any difference (e.g. after a crash between
+//! an approval and its indexing); every approve / retire updates it at once.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use assist_indexer::bm25::{Bm25Index, SearchFilter};
+use assist_indexer::retriever::{Mode, Repair, Retriever};
+use assist_indexer::vector::{VectorBackend, open_vector_index};
+use assist_indexer::{FusedHit, FusionWeights};
+use assist_knowledge_base::ApprovedScript;
+use assist_models::embed::{EmbedHandle, EmbedKind};
+use assist_models::worker::WorkerConfig;
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::error::ApiError;
+
+/// Embedder + retriever.
+#[derive(Clone)]
+pub struct SearchService {
+    retriever: Arc<Retriever>,
+    embedder: EmbedHandle,
+}
+
+impl std::fmt::Debug for SearchService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SearchService")
+            .field("retriever", &self.retriever)
+            .finish()
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(anyhow::anyhow!("{e}"))
+}
+
+impl SearchService {
+    /// Open the index in the data directory and start the embedder from the
+    /// model store (blocking: call at startup).
+    pub fn open(config: &Config, embedder_dir: &std::path::Path) -> anyhow::Result<SearchService> {
+        let embedder = EmbedHandle::spawn(
+            WorkerConfig::new("embedder", config.models.model_queue_capacity),
+            embedder_dir,
+        )?;
+        Self::with_embedder(config, embedder)
+    }
+
+    /// Open the index around an already running embedder (tests use the fake one).
+    pub fn with_embedder(config: &Config, embedder: EmbedHandle) -> anyhow::Result<SearchService> {
+        let root = config.storage.data_dir.join("index");
+        let bm25 = Bm25Index::open(&root.join("bm25"))?;
+        let backend = match &config.index.qdrant_url {
+            Some(url) => VectorBackend::Server {
+                url: url.clone(),
+                api_key: config.index.qdrant_api_key.clone(),
+                collection: config.index.qdrant_collection.clone(),
+            },
+            None => VectorBackend::Edge {
+                path: root.join("vectors"),
+            },
+        };
+        let vectors = open_vector_index(backend, embedder.dim())?;
+        let retriever = Retriever::new(
+            bm25,
+            vectors,
+            FusionWeights {
+                bm25: config.index.fusion_bm25_weight,
+                vector: config.index.fusion_vector_weight,
+                k: 60.0,
+            },
+        );
+        Ok(SearchService {
+            retriever: Arc::new(retriever),
+            embedder,
+        })
+    }
+
+    fn passage(s: &ApprovedScript) -> String {
+        format!("{}\n{}", s.title(), s.body())
+    }
+
+    /// Index approved scripts (embedding them on the embedder's thread).
+    pub async fn index(&self, scripts: Vec<ApprovedScript>) -> Result<(), ApiError> {
+        if scripts.is_empty() {
+            return Ok(());
+        }
+        let mut vectors = Vec::with_capacity(scripts.len());
+        for chunk in scripts.chunks(32) {
+            let texts = chunk.iter().map(Self::passage).collect();
+            vectors.extend(self.embedder.embed(texts, EmbedKind::Passage).await?);
+        }
+        let retriever = Arc::clone(&self.retriever);
+        tokio::task::spawn_blocking(move || {
+            retriever.upsert(&scripts, &vectors)?;
+            retriever
+                .vectors()
+                .flush()
+                .map_err(|e| assist_indexer::Error::Engine(e.to_string()))
+        })
+        .await
+        .map_err(internal)?
+        .map_err(internal)
+    }
+
+    /// Take scripts off the index.
+    pub async fn remove(&self, ids: Vec<String>) -> Result<(), ApiError> {
+        let retriever = Arc::clone(&self.retriever);
+        tokio::task::spawn_blocking(move || retriever.delete(&ids))
+            .await
+            .map_err(internal)?
+            .map_err(internal)
+    }
+
+    /// Make the index match the database's approved scripts.
+    pub async fn reconcile(&self, db: &Db) -> Result<Repair, ApiError> {
+        let approved = db.kb_approved_scripts(None).await?;
+        let wanted: Vec<(String, u32)> = approved
+            .iter()
+            .map(|s| (s.id().to_string(), s.version()))
+            .collect();
+        let retriever = Arc::clone(&self.retriever);
+        let repair = tokio::task::spawn_blocking(move || retriever.reconcile(&wanted))
+            .await
+            .map_err(internal)?
+            .map_err(internal)?;
+        let stale: Vec<ApprovedScript> = approved
+            .into_iter()
+            .filter(|s| repair.reindexed.iter().any(|id| id == s.id()))
+            .collect();
+        self.index(stale).await?;
+        Ok(repair)
+    }
+
+    /// Hybrid search for an utterance. Returns hits and the milliseconds taken.
+    pub async fn search(
+        &self,
+        mode: Mode,
+        text: &str,
+        filter: SearchFilter,
+        k: usize,
+    ) -> Result<(Vec<FusedHit>, f64), ApiError> {
+        let started = Instant::now();
+        let qv = match mode {
+            Mode::Bm25 => None,
+            _ => Some(
+                self.embedder
+                    .embed_one(text.to_string(), EmbedKind::Query)
+                    .await?,
+            ),
+        };
+        let retriever = Arc::clone(&self.retriever);
+        let text = text.to_string();
+        let hits = tokio::task::spawn_blocking(move || {
+            retriever.search(mode, &text, qv.as_deref(), &filter, k)
+        })
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        metrics::histogram!("assist_suggest_seconds").record(ms / 1000.0);
+        Ok((hits, ms))
+    }
+
+    pub fn shutdown(&self) {
+        self.embedder.shutdown();
+    }
+}

@@ -1,0 +1,425 @@
+//! Whisper's encoder and decoder on candle, with a key/value cache for the
+//! decoder's self-attention.
+//!
+//! Weights use the Hugging Face layout (`model.encoder.layers.0.self_attn.q_proj.weight`,
+//! ...), the same names `candle_transformers::models::whisper::model::Whisper`
+//! loads, so a standard HF Whisper directory and our CTranslate2 conversion
+//! load the same way. We run our own forward pass rather than candle's
+//! because candle's decoder recomputes every earlier token at each step
+//! (no self-attention cache), which costs ~20× more on a 30-second window,
+//! and because linear layers here may be quantized (`QMatMul`, q8_0).
+
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{D, DType, Device, IndexOp, Module, Result, Tensor};
+use candle_nn::{Conv1d, Conv1dConfig, Embedding, LayerNorm, VarBuilder};
+use serde::{Deserialize, Serialize};
+
+pub use candle_transformers::models::whisper::Config;
+
+/// How the linear layers' weights are held in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    /// Everything in f32: the fastest on x86 CPUs in our measurements
+    /// (candle's f32 GEMM beats its q8_0 kernels here), so the default.
+    #[default]
+    F32,
+    /// Every linear layer and the output projection quantized to q8_0.
+    Q8,
+    /// Encoder in f32 (large matrix products, where f32 GEMM is fastest),
+    /// decoder and output projection in q8_0 (one row at a time, where
+    /// memory bandwidth dominates). Less memory than `F32`.
+    Mixed,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "f32" => Ok(Precision::F32),
+            "q8" | "q8_0" => Ok(Precision::Q8),
+            "mixed" => Ok(Precision::Mixed),
+            other => Err(format!("unknown precision `{other}` (f32, q8, mixed)")),
+        }
+    }
+}
+
+/// A linear layer: weight `[out, in]` (f32 or quantized) and optional bias.
+#[derive(Debug, Clone)]
+struct Proj {
+    w: QMatMul,
+    b: Option<Tensor>,
+}
+
+impl Proj {
+    fn load(vb: &VarBuilder, n_in: usize, n_out: usize, bias: bool, quant: bool) -> Result<Self> {
+        let w = vb.get((n_out, n_in), "weight")?;
+        let b = if bias {
+            Some(vb.get(n_out, "bias")?)
+        } else {
+            None
+        };
+        Ok(Proj {
+            w: matmul_weight(w, quant)?,
+            b,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = self.w.forward(x)?;
+        match &self.b {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+}
+
+fn matmul_weight(w: Tensor, quant: bool) -> Result<QMatMul> {
+    if quant && w.dim(D::Minus1)? % GgmlDType::Q8_0.block_size() == 0 {
+        QMatMul::from_qtensor(QTensor::quantize(&w, GgmlDType::Q8_0)?)
+    } else {
+        Ok(QMatMul::Tensor(w))
+    }
+}
+
+fn layer_norm(vb: VarBuilder, n: usize) -> Result<LayerNorm> {
+    Ok(LayerNorm::new(
+        vb.get(n, "weight")?,
+        vb.get(n, "bias")?,
+        1e-5,
+    ))
+}
+
+#[derive(Debug, Clone)]
+struct Attention {
+    q: Proj,
+    k: Proj,
+    v: Proj,
+    out: Proj,
+    n_head: usize,
+    /// Self-attention: keys/values of every position so far. Cross-attention:
+    /// keys/values of the encoder output.
+    cache: Option<(Tensor, Tensor)>,
+}
+
+impl Attention {
+    fn load(vb: VarBuilder, n_state: usize, n_head: usize, quant: bool) -> Result<Self> {
+        Ok(Attention {
+            q: Proj::load(&vb.pp("q_proj"), n_state, n_state, true, quant)?,
+            k: Proj::load(&vb.pp("k_proj"), n_state, n_state, false, quant)?,
+            v: Proj::load(&vb.pp("v_proj"), n_state, n_state, true, quant)?,
+            out: Proj::load(&vb.pp("out_proj"), n_state, n_state, true, quant)?,
+            n_head,
+            cache: None,
+        })
+    }
+
+    /// Self-attention over `x`; with `cached`, `x` continues the cached
+    /// positions and is appended to them.
+    fn self_attend(&mut self, x: &Tensor, mask: Option<&Tensor>, cached: bool) -> Result<Tensor> {
+        let q = self.q.forward(x)?;
+        let mut k = self.k.forward(x)?;
+        let mut v = self.v.forward(x)?;
+        if cached {
+            if let Some((pk, pv)) = &self.cache {
+                k = Tensor::cat(&[pk, &k], 1)?;
+                v = Tensor::cat(&[pv, &v], 1)?;
+            }
+            self.cache = Some((k.clone(), v.clone()));
+        }
+        self.attend(&q, &k, &v, mask)
+    }
+
+    /// Cross-attention to the encoder output `xa` (its projections are cached).
+    fn cross_attend(&mut self, x: &Tensor, xa: &Tensor) -> Result<Tensor> {
+        let q = self.q.forward(x)?;
+        let (k, v) = match &self.cache {
+            Some(kv) => kv.clone(),
+            None => {
+                let kv = (self.k.forward(xa)?, self.v.forward(xa)?);
+                self.cache = Some(kv.clone());
+                kv
+            }
+        };
+        self.attend(&q, &k, &v, None)
+    }
+
+    fn heads(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, t, d) = x.dims3()?;
+        x.reshape((b, t, self.n_head, d / self.n_head))?
+            .transpose(1, 2)?
+            .contiguous()
+    }
+
+    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let (_, _, d) = q.dims3()?;
+        let scale = 1.0 / ((d / self.n_head) as f64).sqrt();
+        let q = (self.heads(q)? * scale)?;
+        let k = self.heads(k)?;
+        let v = self.heads(v)?;
+        let mut scores = q.matmul(&k.t()?)?;
+        if let Some(mask) = mask {
+            scores = scores.broadcast_add(mask)?;
+        }
+        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+        let out = weights.matmul(&v)?.transpose(1, 2)?.flatten_from(2)?;
+        self.out.forward(&out)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Block {
+    attn: Attention,
+    attn_ln: LayerNorm,
+    cross: Option<(Attention, LayerNorm)>,
+    fc1: Proj,
+    fc2: Proj,
+    mlp_ln: LayerNorm,
+}
+
+impl Block {
+    fn load(
+        vb: VarBuilder,
+        n_state: usize,
+        n_head: usize,
+        cross: bool,
+        quant: bool,
+    ) -> Result<Self> {
+        let cross = if cross {
+            Some((
+                Attention::load(vb.pp("encoder_attn"), n_state, n_head, quant)?,
+                layer_norm(vb.pp("encoder_attn_layer_norm"), n_state)?,
+            ))
+        } else {
+            None
+        };
+        Ok(Block {
+            attn: Attention::load(vb.pp("self_attn"), n_state, n_head, quant)?,
+            attn_ln: layer_norm(vb.pp("self_attn_layer_norm"), n_state)?,
+            cross,
+            fc1: Proj::load(&vb.pp("fc1"), n_state, 4 * n_state, true, quant)?,
+            fc2: Proj::load(&vb.pp("fc2"), 4 * n_state, n_state, true, quant)?,
+            mlp_ln: layer_norm(vb.pp("final_layer_norm"), n_state)?,
+        })
+    }
+
+    fn forward(
+        &mut self,
+        x: &Tensor,
+        xa: Option<&Tensor>,
+        mask: Option<&Tensor>,
+        cached: bool,
+    ) -> Result<Tensor> {
+        let h = self.attn_ln.forward(x)?;
+        let mut x = (x + self.attn.self_attend(&h, mask, cached)?)?;
+        if let (Some((attn, ln)), Some(xa)) = (&mut self.cross, xa) {
+            let h = ln.forward(&x)?;
+            x = (&x + attn.cross_attend(&h, xa)?)?;
+        }
+        let h = self.fc1.forward(&self.mlp_ln.forward(&x)?)?.gelu_erf()?;
+        x + self.fc2.forward(&h)?
+    }
+
+    fn reset(&mut self) {
+        self.attn.cache = None;
+        if let Some((attn, _)) = &mut self.cross {
+            attn.cache = None;
+        }
+    }
+}
+
+/// The audio encoder: mel spectrogram → audio features.
+#[derive(Debug, Clone)]
+pub struct Encoder {
+    conv1: Conv1d,
+    conv2: Conv1d,
+    positions: Tensor,
+    blocks: Vec<Block>,
+    ln: LayerNorm,
+}
+
+impl Encoder {
+    fn load(vb: VarBuilder, cfg: &Config, quant: bool) -> Result<Self> {
+        let n = cfg.d_model;
+        let conv = |name: &str, n_in: usize, stride: usize| -> Result<Conv1d> {
+            let vb = vb.pp(name);
+            let cfg = Conv1dConfig {
+                padding: 1,
+                stride,
+                ..Default::default()
+            };
+            Ok(Conv1d::new(
+                vb.get((n, n_in, 3), "weight")?,
+                Some(vb.get(n, "bias")?),
+                cfg,
+            ))
+        };
+        let positions = if vb.contains_tensor("embed_positions.weight") {
+            vb.get((cfg.max_source_positions, n), "embed_positions.weight")?
+        } else {
+            sinusoids(cfg.max_source_positions, n, vb.device())?
+        };
+        Ok(Encoder {
+            conv1: conv("conv1", cfg.num_mel_bins, 1)?,
+            conv2: conv("conv2", n, 2)?,
+            positions,
+            blocks: (0..cfg.encoder_layers)
+                .map(|i| {
+                    Block::load(
+                        vb.pp(format!("layers.{i}")),
+                        n,
+                        cfg.encoder_attention_heads,
+                        false,
+                        quant,
+                    )
+                })
+                .collect::<Result<_>>()?,
+            ln: layer_norm(vb.pp("layer_norm"), n)?,
+        })
+    }
+
+    /// `mel`: `[1, n_mels, frames]` → `[1, frames / 2, d_model]`.
+    pub fn forward(&mut self, mel: &Tensor) -> Result<Tensor> {
+        let x = self.conv1.forward(mel)?.gelu_erf()?;
+        let x = self.conv2.forward(&x)?.gelu_erf()?.transpose(1, 2)?;
+        let len = x.dim(1)?;
+        let mut x = x.broadcast_add(&self.positions.narrow(0, 0, len)?)?;
+        for block in &mut self.blocks {
+            x = block.forward(&x, None, None, false)?;
+        }
+        self.ln.forward(&x)
+    }
+}
+
+/// The text decoder: tokens + audio features → next-token logits.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    embed: Embedding,
+    output: QMatMul,
+    positions: Tensor,
+    blocks: Vec<Block>,
+    ln: LayerNorm,
+    /// Tokens already in the self-attention cache.
+    cached: usize,
+}
+
+impl Decoder {
+    fn load(vb: VarBuilder, cfg: &Config, quant: bool) -> Result<Self> {
+        let n = cfg.d_model;
+        let embed = vb.get((cfg.vocab_size, n), "embed_tokens.weight")?;
+        Ok(Decoder {
+            output: matmul_weight(embed.clone(), quant)?,
+            embed: Embedding::new(embed, n),
+            positions: vb.get((cfg.max_target_positions, n), "embed_positions.weight")?,
+            blocks: (0..cfg.decoder_layers)
+                .map(|i| {
+                    Block::load(
+                        vb.pp(format!("layers.{i}")),
+                        n,
+                        cfg.decoder_attention_heads,
+                        true,
+                        quant,
+                    )
+                })
+                .collect::<Result<_>>()?,
+            ln: layer_norm(vb.pp("layer_norm"), n)?,
+            cached: 0,
+        })
+    }
+
+    /// Forget the cached tokens and audio features (before a new window).
+    pub fn reset(&mut self) {
+        self.cached = 0;
+        for block in &mut self.blocks {
+            block.reset();
+        }
+    }
+
+    /// Number of tokens in the cache.
+    pub fn cached_len(&self) -> usize {
+        self.cached
+    }
+
+    /// Run `tokens` (continuing the cached ones) and return the final hidden
+    /// states `[1, tokens.len(), d_model]`.
+    pub fn forward(&mut self, tokens: &[u32], audio: &Tensor) -> Result<Tensor> {
+        let device = audio.device();
+        let t = tokens.len();
+        let offset = self.cached;
+        let ids = Tensor::new(tokens, device)?.unsqueeze(0)?;
+        let mut x = self
+            .embed
+            .forward(&ids)?
+            .broadcast_add(&self.positions.narrow(0, offset, t)?)?;
+        let mask = if t > 1 {
+            Some(causal_mask(t, offset, device)?)
+        } else {
+            None
+        };
+        for block in &mut self.blocks {
+            x = block.forward(&x, Some(audio), mask.as_ref(), true)?;
+        }
+        self.cached += t;
+        self.ln.forward(&x)
+    }
+
+    /// Logits `[vocab]` of one position of `hidden` (`[1, t, d]`).
+    pub fn logits(&self, hidden: &Tensor, position: usize) -> Result<Tensor> {
+        let h = hidden.i((.., position..position + 1, ..))?.contiguous()?;
+        self.output.forward(&h)?.flatten_all()?.to_dtype(DType::F32)
+    }
+}
+
+fn causal_mask(t: usize, offset: usize, device: &Device) -> Result<Tensor> {
+    let s = offset + t;
+    let mask: Vec<f32> = (0..t)
+        .flat_map(|i| {
+            (0..s).map(move |j| {
+                if j > offset + i {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+        })
+        .collect();
+    Tensor::from_vec(mask, (t, s), device)
+}
+
+fn sinusoids(length: usize, channels: usize, device: &Device) -> Result<Tensor> {
+    let half = channels / 2;
+    let step = 10000f64.ln() / (half - 1) as f64;
+    let mut data = vec![0f32; length * channels];
+    for p in 0..length {
+        for i in 0..half {
+            let angle = p as f64 * (-(i as f64) * step).exp();
+            data[p * channels + i] = angle.sin() as f32;
+            data[p * channels + half + i] = angle.cos() as f32;
+        }
+    }
+    Tensor::from_vec(data, (length, channels), device)
+}
+
+/// Whisper: encoder + decoder.
+#[derive(Debug, Clone)]
+pub struct Whisper {
+    pub encoder: Encoder,
+    pub decoder: Decoder,
+    pub config: Config,
+}
+
+impl Whisper {
+    /// Build from HF-layout tensors (`model.encoder.*`, `model.decoder.*`).
+    pub fn load(vb: VarBuilder, config: Config, precision: Precision) -> Result<Self> {
+        let (enc_q, dec_q) = match precision {
+            Precision::F32 => (false, false),
+            Precision::Q8 => (true, true),
+            Precision::Mixed => (false, true),
+        };
+        Ok(Whisper {
+            encoder: Encoder::load(vb.pp("model.encoder"), &config, enc_q)?,
+            decoder: Decoder::load(vb.pp("model.decoder"), &config, dec_q)?,
+            config,
+        })
+    }
+}
