@@ -178,7 +178,7 @@ pub fn main() -> ExitCode {
     };
     let mut log = cli.settings.log.clone();
     if !cli.log_level_explicit && !matches!(cli.command, Command::Serve) {
-        log.log_level = "warn".into();
+        log.log_level = "warn,qdrant_edge=error".into();
     }
     init_logging(&log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

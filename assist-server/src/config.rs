@@ -362,7 +362,12 @@ pub struct LogConfig {
     #[arg(long, env = "ASSIST_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
     pub log_format: LogFormat,
     /// Log filter, e.g. `info` or `assist_server=debug,info`.
-    #[arg(long, env = "ASSIST_LOG", default_value = "info", global = true)]
+    #[arg(
+        long,
+        env = "ASSIST_LOG",
+        default_value = "info,qdrant_edge=error",
+        global = true
+    )]
     pub log_level: String,
 }
 
@@ -370,7 +375,7 @@ impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
             log_format: LogFormat::Pretty,
-            log_level: "info".into(),
+            log_level: "info,qdrant_edge=error".into(),
         }
     }
 }
