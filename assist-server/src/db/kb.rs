@@ -246,6 +246,99 @@ async fn insert_event(
     Ok(())
 }
 
+/// Insert a new item whose version 1 (draft) is `content`; returns its id.
+#[allow(clippy::too_many_arguments)]
+async fn insert_item(
+    tx: &mut Tx,
+    org_id: &str,
+    content: &KbContent,
+    external_id: Option<&str>,
+    author_id: &str,
+    note: Option<&str>,
+    now: i64,
+) -> DbResult<String> {
+    let id = format!(
+        "{}_{}",
+        match content.kind() {
+            Kind::Script => "scr",
+            Kind::Lexicon => "lex",
+        },
+        uuid::Uuid::now_v7().simple()
+    );
+    sqlx::query(
+        "INSERT INTO kb_items (id, org_id, kind, external_id, status, head_version, approved_version, title, label, language, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 'draft', 1, NULL, $5, $6, $7, $8, $8)",
+    )
+    .bind(&id)
+    .bind(org_id)
+    .bind(kind_str(content.kind()))
+    .bind(external_id)
+    .bind(content.title())
+    .bind(content.label())
+    .bind(content.language())
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            DbError::Conflict(format!(
+                "an item with id `{}` already exists",
+                external_id.unwrap_or_default()
+            ))
+        } else {
+            e.into()
+        }
+    })?;
+    insert_version(tx, &id, 1, content, author_id, now).await?;
+    insert_event(tx, &id, 1, None, Status::Draft, author_id, note, now).await?;
+    Ok(id)
+}
+
+/// Make `content` the new head (a draft) of `item_id`, provided the head is
+/// still `head`. `false` means someone else moved it first; nothing is written.
+#[allow(clippy::too_many_arguments)]
+async fn append_head(
+    tx: &mut Tx,
+    item_id: &str,
+    head: i64,
+    from: Status,
+    content: &KbContent,
+    author_id: &str,
+    note: Option<&str>,
+    now: i64,
+) -> DbResult<bool> {
+    let n = sqlx::query(
+        "UPDATE kb_items SET head_version = $1, status = 'draft', title = $2, label = $3, language = $4, updated_at = $5 \
+         WHERE id = $6 AND head_version = $7",
+    )
+    .bind(head + 1)
+    .bind(content.title())
+    .bind(content.label())
+    .bind(content.language())
+    .bind(now)
+    .bind(item_id)
+    .bind(head)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if n != 1 {
+        return Ok(false);
+    }
+    insert_version(tx, item_id, head + 1, content, author_id, now).await?;
+    insert_event(
+        tx,
+        item_id,
+        head + 1,
+        Some(from),
+        Status::Draft,
+        author_id,
+        note,
+        now,
+    )
+    .await?;
+    Ok(true)
+}
+
 impl Db {
     /// Create a new item as version 1, draft.
     pub async fn kb_create(
@@ -257,42 +350,9 @@ impl Db {
         limits: &Limits,
     ) -> DbResult<KbItem> {
         let content = content.validated(limits).map_err(invalid)?;
-        let id = format!(
-            "{}_{}",
-            match content.kind() {
-                Kind::Script => "scr",
-                Kind::Lexicon => "lex",
-            },
-            uuid::Uuid::now_v7().simple()
-        );
         let now = now_ms();
         let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "INSERT INTO kb_items (id, org_id, kind, external_id, status, head_version, approved_version, title, label, language, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 'draft', 1, NULL, $5, $6, $7, $8, $8)",
-        )
-        .bind(&id)
-        .bind(org_id)
-        .bind(kind_str(content.kind()))
-        .bind(external_id)
-        .bind(content.title())
-        .bind(content.label())
-        .bind(content.language())
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                DbError::Conflict(format!(
-                    "an item with id `{}` already exists",
-                    external_id.unwrap_or_default()
-                ))
-            } else {
-                e.into()
-            }
-        })?;
-        insert_version(&mut tx, &id, 1, &content, author_id, now).await?;
-        insert_event(&mut tx, &id, 1, None, Status::Draft, author_id, None, now).await?;
+        let id = insert_item(&mut tx, org_id, &content, external_id, author_id, None, now).await?;
         tx.commit().await?;
         self.kb_get(org_id, &id).await
     }
@@ -360,38 +420,22 @@ impl Db {
         }
         let content = content.validated(limits).map_err(invalid)?;
         let now = now_ms();
-        let next = expected_version + 1;
         let mut tx = self.pool().begin().await?;
-        let n = sqlx::query(
-            "UPDATE kb_items SET head_version = $1, status = 'draft', title = $2, label = $3, language = $4, updated_at = $5 \
-             WHERE id = $6 AND head_version = $7",
-        )
-        .bind(next)
-        .bind(content.title())
-        .bind(content.label())
-        .bind(content.language())
-        .bind(now)
-        .bind(&current.id)
-        .bind(expected_version)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if n != 1 {
-            tx.rollback().await?;
-            return Err(stale(id, expected_version, current.head_version));
-        }
-        insert_version(&mut tx, &current.id, next, &content, author_id, now).await?;
-        insert_event(
+        let moved = append_head(
             &mut tx,
             &current.id,
-            next,
-            Some(current.status),
-            Status::Draft,
+            expected_version,
+            current.status,
+            &content,
             author_id,
             Some("edited"),
             now,
         )
         .await?;
+        if !moved {
+            tx.rollback().await?;
+            return Err(stale(id, expected_version, current.head_version));
+        }
         tx.commit().await?;
         self.kb_get(org_id, &current.id).await
     }
@@ -655,65 +699,30 @@ impl Db {
                     if &old == content {
                         summary.unchanged += 1;
                     } else {
-                        sqlx::query(
-                            "UPDATE kb_items SET head_version = $1, status = 'draft', title = $2, label = $3, language = $4, updated_at = $5 \
-                             WHERE id = $6 AND head_version = $7",
-                        )
-                        .bind(head + 1)
-                        .bind(content.title())
-                        .bind(content.label())
-                        .bind(content.language())
-                        .bind(now)
-                        .bind(&item_id)
-                        .bind(head)
-                        .execute(&mut *tx)
-                        .await?;
-                        insert_version(&mut tx, &item_id, head + 1, content, author_id, now)
-                            .await?;
-                        insert_event(
+                        // The import holds the write lock, so the head cannot move under it.
+                        let moved = append_head(
                             &mut tx,
                             &item_id,
-                            head + 1,
-                            Some(status),
-                            Status::Draft,
+                            head,
+                            status,
+                            content,
                             author_id,
                             Some("imported"),
                             now,
                         )
                         .await?;
+                        if !moved {
+                            return Err(stale(&item_id, head, head + 1));
+                        }
                         summary.updated += 1;
                     }
                 }
                 None => {
-                    let id = format!(
-                        "{}_{}",
-                        match content.kind() {
-                            Kind::Script => "scr",
-                            Kind::Lexicon => "lex",
-                        },
-                        uuid::Uuid::now_v7().simple()
-                    );
-                    sqlx::query(
-                        "INSERT INTO kb_items (id, org_id, kind, external_id, status, head_version, approved_version, title, label, language, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, 'draft', 1, NULL, $5, $6, $7, $8, $8)",
-                    )
-                    .bind(&id)
-                    .bind(org_id)
-                    .bind(kind_str(content.kind()))
-                    .bind(external_id.as_deref())
-                    .bind(content.title())
-                    .bind(content.label())
-                    .bind(content.language())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                    insert_version(&mut tx, &id, 1, content, author_id, now).await?;
-                    insert_event(
+                    insert_item(
                         &mut tx,
-                        &id,
-                        1,
-                        None,
-                        Status::Draft,
+                        org_id,
+                        content,
+                        external_id.as_deref(),
                         author_id,
                         Some("imported"),
                         now,
