@@ -238,16 +238,7 @@ pub async fn run(db: &Db, cmd: KbCommand, policy: ReviewPolicy) -> anyhow::Resul
                 problems
             );
             if let Some(reviewer) = reviewer {
-                let items = db
-                    .kb_list(
-                        &org.id,
-                        kind.kind(),
-                        &KbFilter {
-                            limit: 10_000,
-                            ..KbFilter::default()
-                        },
-                    )
-                    .await?;
+                let items = all_items(db, &org.id, kind.kind(), None).await?;
                 let pending: Vec<_> = items
                     .into_iter()
                     .filter(|i| matches!(i.status, Status::Draft | Status::InReview))
@@ -296,17 +287,7 @@ pub async fn run(db: &Db, cmd: KbCommand, policy: ReviewPolicy) -> anyhow::Resul
             let fmt = Format::parse(&format).ok_or_else(|| {
                 anyhow::anyhow!("unknown format `{format}` (csv, jsonl, markdown)")
             })?;
-            let items = db
-                .kb_list(
-                    &org.id,
-                    kind.kind(),
-                    &KbFilter {
-                        status: parse_status(&status)?,
-                        limit: 10_000,
-                        ..KbFilter::default()
-                    },
-                )
-                .await?;
+            let items = all_items(db, &org.id, kind.kind(), parse_status(&status)?).await?;
             let text = crate::routes::kb::export_text(&items, kind.kind(), fmt)
                 .map_err(anyhow::Error::msg)?;
             match out {
@@ -320,17 +301,7 @@ pub async fn run(db: &Db, cmd: KbCommand, policy: ReviewPolicy) -> anyhow::Resul
         }
         KbCommand::List { org, kind, status } => {
             let org = db.find_org(&org).await?;
-            let items = db
-                .kb_list(
-                    &org.id,
-                    kind.kind(),
-                    &KbFilter {
-                        status: parse_status(&status)?,
-                        limit: 10_000,
-                        ..KbFilter::default()
-                    },
-                )
-                .await?;
+            let items = all_items(db, &org.id, kind.kind(), parse_status(&status)?).await?;
             for i in items {
                 println!(
                     "{}\t{}\tv{}\t{}\t{}\t{}",
@@ -349,6 +320,26 @@ pub async fn run(db: &Db, cmd: KbCommand, policy: ReviewPolicy) -> anyhow::Resul
         KbCommand::Retire(a) => act(db, a, Status::Retired, policy).await?,
     }
     Ok(())
+}
+
+/// Every item of one kind (optionally in one status), as the CLI lists and exports them.
+async fn all_items(
+    db: &Db,
+    org_id: &str,
+    kind: Kind,
+    status: Option<Status>,
+) -> anyhow::Result<Vec<crate::db::kb::KbItem>> {
+    Ok(db
+        .kb_list(
+            org_id,
+            kind,
+            &KbFilter {
+                status,
+                limit: 10_000,
+                ..KbFilter::default()
+            },
+        )
+        .await?)
 }
 
 async fn act(db: &Db, a: ActArgs, to: Status, policy: ReviewPolicy) -> anyhow::Result<()> {
