@@ -36,6 +36,7 @@ pub mod http_status;
 pub mod jobs;
 pub mod kb_cli;
 pub mod readiness;
+pub mod risk;
 pub mod routes;
 pub mod search;
 pub mod serve;
