@@ -45,7 +45,11 @@ fn sample_lexicon_catches_evasions_and_spares_hard_negatives() {
     use RiskCategory::*;
     use SpeakerRole::{Customer, Rep};
     let cases: &[(&str, SpeakerRole, &[RiskCategory])] = &[
-        ("加 我 V 信 吧，这个号不方便", Rep, &[PrivateContact]),
+        (
+            "加 我 V 信 吧，这个号不方便",
+            Rep,
+            &[CompliancePhrase, PrivateContact],
+        ),
         ("我們可以私下簽，價格再低一點", Rep, &[SideDeal]),
         ("给你 hui kou 百分之五", Rep, &[Kickback]),
         (
@@ -59,7 +63,7 @@ fn sample_lexicon_catches_evasions_and_spares_hard_negatives() {
         (
             "Add me on WeChat, this phone is monitored",
             Rep,
-            &[PrivateContact],
+            &[CompliancePhrase, PrivateContact],
         ),
         (
             "This is guaranteed to double your sales",

@@ -45,6 +45,22 @@ pub enum Command {
         #[arg(long, default_value_t = 60.0)]
         rrf_k: f64,
     },
+    /// Risk-engine quality: precision / recall / F1 per category for lexicon
+    /// only, + pattern detectors, + the semantic detector.
+    Risk {
+        /// Folder with lexicon.jsonl and conversations.jsonl.
+        #[arg(long, default_value = "eval/data/risk")]
+        data: PathBuf,
+        /// Skip the semantic detector (no embedder needed).
+        #[arg(long)]
+        no_semantic: bool,
+        /// Use this semantic threshold instead of calibrating one on the dev half.
+        #[arg(long)]
+        threshold: Option<f32>,
+        /// Print every message the full mix gets wrong.
+        #[arg(long)]
+        show_errors: bool,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -71,6 +87,20 @@ pub fn main() -> ExitCode {
                 vector: vector_weight,
                 k: rrf_k,
             },
+        )
+        .map(|_| ()),
+        Command::Risk {
+            data,
+            no_semantic,
+            threshold,
+            show_errors,
+        } => crate::risk::run(
+            model_dir,
+            &data,
+            &cli.out,
+            !no_semantic,
+            threshold,
+            show_errors,
         )
         .map(|_| ()),
     };

@@ -15,4 +15,5 @@
 pub mod cli;
 pub mod report;
 pub mod retrieval;
+pub mod risk;
 pub mod verify_bench;

@@ -465,7 +465,7 @@ fn merge(mut hits: Vec<RiskHit>) -> Vec<RiskHit> {
             h.char_end - h.char_start,
         )
     };
-    hits.sort_by(|a, b| rank(b).cmp(&rank(a)));
+    hits.sort_by_key(|h| std::cmp::Reverse(rank(h)));
     let mut kept: Vec<RiskHit> = Vec::with_capacity(hits.len());
     for h in hits {
         let overlaps = kept.iter().any(|k| {

@@ -119,10 +119,10 @@ impl Patterns {
                 r"\b(send|give|slip|transfer)\s+you\s+(a\s+)?(little\s+|small\s+|big\s+)?(red\s+(envelope|packet)s?|hongbao|红包|lucky\s+money)\b",
             ),
             pay_zh: rx(
-                r"(转|打|汇|付)(账|款|钱)?(到|给|进)?我(的)?(个人|私人|自己)(的)?(账户|账号|卡|银行卡|微信|支付宝)|(个人|私人|我的)(微信|支付宝)?收款(码|二维码)|(直接|私下)(转|打|付)(款|钱|账)?(给)?我",
+                r"(转|打|汇|付)(账|款|钱)?(到|给|进)?我(的)?(个人|私人|自己)(的)?(账户|账号|卡|银行卡|微信|支付宝)|(个人|私人|我的)(微信|支付宝)?收款(码|二维码)|收款(码|二维码).{0,8}(个人|私人)|(直接|私下)(转账|打款|付款|转钱|打钱|付钱|转|付)(给)?我",
             ),
             pay_en: rx(
-                r"\b(pay|transfer|send|wire)\b(\s+\w+){0,3}?\s+(to\s+|into\s+)?my\s+(own\s+|personal\s+|private\s+)(bank\s+)?(account|card|alipay|支付宝|wechat|微信|paypal)\b|\bpay\s+me\s+(directly|personally|in\s+cash)\b|\bmy\s+(personal\s+)?(payment|pay|微信|支付宝)\s+qr\b",
+                r"\b(pay|transfer|send|wire)\b(\s+\w+){0,3}?\s+(to\s+|into\s+)?my\s+(own\s+|personal\s+|private\s+)(bank\s+)?(account|card|alipay|支付宝|wechat|微信|paypal)\b|\bpay\s+me\s+(directly|personally|in\s+cash)\b|\bpay\s+(the\s+rest\s+|the\s+difference\s+|cash\s+|it\s+)?(to\s+me|directly\s+to\s+me)\b|\bmy\s+(personal\s+)?(payment|pay|微信|支付宝)\s+qr\b",
             ),
             allowed: Arc::new(allowed),
         }
@@ -347,7 +347,7 @@ pub fn luhn(digits: &str) -> bool {
             d
         };
     }
-    !digits.is_empty() && sum % 10 == 0
+    !digits.is_empty() && sum.is_multiple_of(10)
 }
 
 #[cfg(test)]

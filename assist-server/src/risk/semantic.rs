@@ -20,7 +20,7 @@ pub const SEMANTIC_KIND: EmbedKind = EmbedKind::Query;
 /// Cosine similarity at or above which a message matches an exemplar.
 /// Calibrated with `assist-eval risk` on the dev half of
 /// `eval/data/risk/conversations.jsonl` for multilingual-e5-small.
-pub const DEFAULT_SEMANTIC_THRESHOLD: f32 = 0.90;
+pub const DEFAULT_SEMANTIC_THRESHOLD: f32 = 0.92;
 
 /// Anything that turns texts into L2-normalised vectors, one per text.
 ///
