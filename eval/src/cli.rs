@@ -80,6 +80,28 @@ pub enum Command {
         #[arg(long)]
         skip_zh: bool,
     },
+    /// Streaming transcription latency: end of a phrase to its final segment.
+    AsrStream {
+        /// Model id or role.
+        #[arg(long, default_value = "asr")]
+        model: String,
+        /// Phrases of en.txt spoken.
+        #[arg(long, default_value_t = 8)]
+        phrases: usize,
+        /// Chunk length fed to the streamer, seconds.
+        #[arg(long, default_value_t = 0.5)]
+        chunk_s: f64,
+        /// New audio before each re-decode, seconds.
+        #[arg(long, default_value_t = 1.0)]
+        step_s: f64,
+        /// Pause between phrases, seconds.
+        #[arg(long, default_value_t = 1.2)]
+        pause_s: f64,
+        #[arg(long, default_value = "f32")]
+        precision: String,
+        #[arg(long, default_value = "eval/data/asr")]
+        data: PathBuf,
+    },
     /// (internal) Transcribe files with our engine in this process and print
     /// JSON: the child that `asr-bench` and `asr` measure.
     #[command(hide = true)]
@@ -181,6 +203,28 @@ pub fn main() -> ExitCode {
                 python,
                 data,
                 skip_zh,
+            },
+            &cli.out,
+        )
+        .map(|_| ()),
+        Command::AsrStream {
+            model,
+            phrases,
+            chunk_s,
+            step_s,
+            pause_s,
+            precision,
+            data,
+        } => crate::asr_stream::run(
+            model_dir,
+            &crate::asr_stream::StreamArgs {
+                model,
+                phrases,
+                chunk_s,
+                step_s,
+                pause_s,
+                precision,
+                data,
             },
             &cli.out,
         )

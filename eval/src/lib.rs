@@ -14,6 +14,7 @@
 
 pub mod asr;
 pub mod asr_bench;
+pub mod asr_stream;
 pub mod cli;
 pub mod report;
 pub mod retrieval;

@@ -21,6 +21,10 @@
 //! - [`TranscribeOptions`] choose the language (or detect it), the prompt and
 //!   custom vocabulary, timestamps and the temperature fallback. The output is
 //!   a serde [`Transcript`].
+//! - A [`StreamingTranscriber`] turns live audio (0.5–1 s chunks) into final
+//!   and partial segments with stable prefixes (local agreement); it holds no
+//!   model, so one per call channel can borrow the owner thread's
+//!   `Transcriber` step by step (see [`streaming`]).
 //! - With the `testing` feature, `FakeTranscriber` returns a deterministic
 //!   transcript built from the audio length, for server tests.
 //!
@@ -50,6 +54,7 @@ mod fake;
 pub mod mel;
 pub mod model;
 mod segments;
+pub mod streaming;
 mod tokens;
 mod transcriber;
 
@@ -59,6 +64,7 @@ pub use convert::{HfWhisperFiles, convert_ct2, converted_dir_for};
 #[cfg(any(test, feature = "testing"))]
 pub use fake::FakeTranscriber;
 pub use model::Precision;
+pub use streaming::{StreamUpdate, StreamingOptions, StreamingTranscriber};
 pub use transcriber::{LoadOptions, Transcriber};
 
 use crate::Result;
