@@ -13,7 +13,6 @@ use http_body_util::BodyExt;
 use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
@@ -29,16 +28,22 @@ pub fn app(state: AppState) -> Router {
     let cfg = &state.config.server;
     let body_limit = cfg.max_body_bytes;
     let timeout = Duration::from_secs(cfg.request_timeout_secs.max(1));
+    let long_timeout = Duration::from_secs(state.config.speech.speech_request_timeout_secs.max(1));
     Router::new()
         .merge(routes::health::router())
-        .nest("/v1", routes::v1_router(state.config.kb.kb_max_import_bytes))
+        .nest(
+            "/v1",
+            routes::v1_router(state.config.kb.kb_max_import_bytes, cfg.max_upload_bytes),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(record_metrics))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            deadline(req, next, timeout, long_timeout)
+        }))
         .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
             tracing::error!("handler panicked");
             error_response(ErrorCode::Internal, "internal error; the server log has the details")
@@ -63,6 +68,32 @@ pub fn app(state: AppState) -> Router {
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// Paths whose work grows with the upload (synchronous transcription) get
+/// the long deadline; everything else the ordinary one. Past it: 408.
+const LONG_REQUESTS: [&str; 1] = ["/v1/audio/transcriptions"];
+
+async fn deadline(req: Request, next: Next, short: Duration, long: Duration) -> Response<Body> {
+    let limit = if LONG_REQUESTS.contains(&req.uri().path()) {
+        long
+    } else {
+        short
+    };
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            // 408 keeps the code of its class (see `code_for_status`).
+            let mut resp = error_response(
+                code_for_status(StatusCode::REQUEST_TIMEOUT),
+                format!("the request took longer than {} s", limit.as_secs()),
+            );
+            *resp.status_mut() = StatusCode::REQUEST_TIMEOUT;
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            resp
+        }
+    }
 }
 
 async fn not_found(req: Request) -> impl IntoResponse {

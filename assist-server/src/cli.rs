@@ -45,6 +45,9 @@ pub enum Command {
     /// Import, export, list and review scripts and the risk lexicon.
     #[command(subcommand)]
     Kb(crate::kb_cli::KbCommand),
+    /// Transcribe recordings on this machine (no server needed), with a
+    /// progress bar per file.
+    Transcribe(crate::transcribe_cli::TranscribeArgs),
     /// Fetch models if needed, start the service on a scratch data directory,
     /// and walk through it with real requests.
     Demo(DemoArgs),
@@ -211,10 +214,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let policy = assist_knowledge_base::ReviewPolicy {
                 allow_self_approval: config.kb.kb_allow_self_approval,
             };
-            let out = crate::kb_cli::run(&db, cmd, policy).await;
+            let out = match cmd {
+                crate::kb_cli::KbCommand::Reindex => crate::kb_cli::reindex(&config, &db).await,
+                cmd => crate::kb_cli::run(&db, cmd, policy).await,
+            };
             db.close().await;
             out
         }
+        Command::Transcribe(args) => crate::transcribe_cli::run(&config, args).await,
         Command::Demo(args) => crate::demo::run(config, args).await,
         Command::Config => {
             println!("{config:#?}");

@@ -45,6 +45,63 @@ pub struct Config {
     pub kb: KbConfig,
     #[command(flatten)]
     pub index: IndexConfig,
+    #[command(flatten)]
+    pub speech: SpeechConfig,
+}
+
+/// `[speech]`: transcription of calls.
+#[derive(Debug, Clone, Args, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpeechConfig {
+    /// Model (id or role) that transcribes calls: `asr` (Whisper base,
+    /// multilingual), `asr-en` (tiny.en, English only) or a registered one.
+    #[arg(
+        long,
+        env = "ASSIST_SPEECH_MODEL",
+        default_value = "asr",
+        global = true
+    )]
+    pub speech_model: String,
+    /// Longest recording accepted, seconds (413 above it).
+    #[arg(long, env = "ASSIST_SPEECH_MAX_SECONDS", default_value_t = 4.0 * 3600.0, global = true)]
+    pub speech_max_seconds: f64,
+    /// Language to force (`zh`, `en`); unset detects it per recording.
+    #[arg(long, env = "ASSIST_SPEECH_LANGUAGE", global = true)]
+    pub speech_language: Option<String>,
+    /// Product and company names to bias recognition towards (comma separated).
+    #[arg(
+        long,
+        env = "ASSIST_SPEECH_VOCABULARY",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub speech_vocabulary: Vec<String>,
+    /// The ffmpeg program for codecs the built-in decoders lack (AMR-NB);
+    /// empty never runs it.
+    #[arg(long, env = "ASSIST_FFMPEG", default_value = "ffmpeg", global = true)]
+    pub ffmpeg: PathBuf,
+    /// Deadline of a synchronous `/v1/audio/transcriptions` request, seconds
+    /// (uploads to `/v1/calls` are asynchronous and have none).
+    #[arg(
+        long,
+        env = "ASSIST_SPEECH_REQUEST_TIMEOUT_SECS",
+        default_value_t = 600,
+        global = true
+    )]
+    pub speech_request_timeout_secs: u64,
+}
+
+impl Default for SpeechConfig {
+    fn default() -> Self {
+        SpeechConfig {
+            speech_model: "asr".into(),
+            speech_max_seconds: 4.0 * 3600.0,
+            speech_language: None,
+            speech_vocabulary: Vec::new(),
+            ffmpeg: PathBuf::from("ffmpeg"),
+            speech_request_timeout_secs: 600,
+        }
+    }
 }
 
 /// `[index]`: script search (Tantivy + Qdrant).
@@ -391,6 +448,7 @@ impl std::fmt::Debug for Config {
             .field("log", &self.log)
             .field("kb", &self.kb)
             .field("index", &self.index)
+            .field("speech", &self.speech)
             .finish()
     }
 }

@@ -43,6 +43,7 @@ impl Client {
         match body {
             Some(Body::Json(v)) => req = req.json(&v),
             Some(Body::Raw(ct, text)) => req = req.header("content-type", ct).body(text),
+            Some(Body::Bytes(ct, bytes)) => req = req.header("content-type", ct).body(bytes),
             None => {}
         }
         let resp = req
@@ -59,6 +60,7 @@ impl Client {
 enum Body {
     Json(Value),
     Raw(&'static str, String),
+    Bytes(String, Vec<u8>),
 }
 
 fn show(label: &str, status: StatusCode, detail: impl std::fmt::Display) {
@@ -80,10 +82,10 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
     // 1. Models.
     let store = crate::cli::model_store(&config)?;
     if args.skip_fetch {
-        println!("[1/5] models: fetch skipped (--skip-fetch)");
+        println!("[1/6] models: fetch skipped (--skip-fetch)");
     } else {
         println!(
-            "[1/5] models: fetching what is missing into {} (cached copies are reused)",
+            "[1/6] models: fetching what is missing into {} (cached copies are reused)",
             config.models.model_dir.display()
         );
         let required = config.models.required_models.clone();
@@ -108,15 +110,17 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
     let lock = DataDirLock::acquire(&config.storage.data_dir)?;
     let mut state = AppState::open(&config).await?;
     state.start_search().await?;
+    state.start_speech().await?;
     let listener = if args.keep_serving {
         TcpListener::bind(config.server.listen).await?
     } else {
         TcpListener::bind("127.0.0.1:0").await?
     };
-    let running = start(state.clone(), listener, Vec::new())?;
+    let handlers = state.job_handlers();
+    let running = start(state.clone(), listener, handlers)?;
     let base = format!("http://{}", running.addr);
     println!(
-        "[2/5] server: listening on {base}, {} database in {}",
+        "[2/6] server: listening on {base}, {} database in {}",
         state.db.backend().name(),
         config.storage.data_dir.display()
     );
@@ -215,13 +219,13 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
         .create_token(&other.id, &other_admin.id, None, None, None)
         .await?;
     println!(
-        "[3/5] sample organisation `{}`: teams 华东一组/华西二组; admin 王敏, manager 李强, rep 张伟 \
+        "[3/6] sample organisation `{}`: teams 华东一组/华西二组; admin 王敏, manager 李强, rep 张伟 \
          (work phone bound), trainer 陈静, compliance 赵丽",
         org.name
     );
 
     // 4. Walk through the API.
-    println!("[4/5] requests:");
+    println!("[4/6] requests:");
     let (s, v, _) = client
         .call(Method::GET, "/v1/me", Some(&rep_t), None, &[])
         .await?;
@@ -391,6 +395,9 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
     // trainer approves it, and a rep's utterances find approved scripts.
     knowledge_base(&client, &state, &org.name, &trainer_t, &reviewer_t, &rep_t).await?;
 
+    // 6. A recorded call from the rep's phone, transcribed per speaker.
+    recorded_call(&client, &rep_t, &manager_t).await?;
+
     if args.keep_serving {
         println!(
             "\nserving on {base} until Ctrl-C. Admin token for 王敏: {admin_t}\n\
@@ -427,7 +434,7 @@ async fn knowledge_base(
     reviewer: &str,
     rep: &str,
 ) -> anyhow::Result<()> {
-    println!("[5/5] knowledge base and in-call suggestions:");
+    println!("[5/6] knowledge base and in-call suggestions:");
     let started = Instant::now();
     let (s, v, _) = client
         .call(
@@ -600,6 +607,95 @@ async fn knowledge_base(
                     .unwrap_or_else(|| "–".into()),
             );
         }
+    }
+    Ok(())
+}
+
+/// A two-party sample call (rep left, customer right; espeak-ng voices,
+/// telephone band), made by `eval/data/calls/make-sample.sh`.
+const SAMPLE_CALL: &[u8] = include_bytes!("../../eval/data/calls/sample-call-en.ogg");
+
+/// A multipart body with the recording and its metadata.
+fn call_form(audio: &[u8], metadata: &Value) -> (String, Vec<u8>) {
+    let boundary = format!("assist-demo-{}", uuid::Uuid::new_v4().simple());
+    let mut body = Vec::new();
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"metadata\"\r\n\r\n{metadata}\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"audio\"; filename=\"call.ogg\"\r\n\
+             Content-Type: audio/ogg\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(audio);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+async fn recorded_call(client: &Client, rep: &str, manager: &str) -> anyhow::Result<()> {
+    println!("[6/6] a recorded call from the rep's work phone:");
+    let (ct, body) = call_form(
+        SAMPLE_CALL,
+        &json!({"customer_ref": "CRM-20931", "direction": "outbound",
+                "channel_layout": "rep_left", "client_call_id": "demo-call-1"}),
+    );
+    let started = Instant::now();
+    let (s, v, _) = client
+        .call(
+            Method::POST,
+            "/v1/calls",
+            Some(rep),
+            Some(Body::Bytes(ct, body)),
+            &[],
+        )
+        .await?;
+    if s != StatusCode::ACCEPTED {
+        show("POST /v1/calls (stereo .ogg, 24 s)", s, error_text(&v));
+        return Ok(());
+    }
+    let id = v["id"].as_str().unwrap_or_default().to_string();
+    show(
+        "POST /v1/calls (stereo .ogg, 24 s, rep left / customer right)",
+        s,
+        format!("{id}, {}", v["status"].as_str().unwrap_or("")),
+    );
+    let v = loop {
+        let (s, v, _) = client
+            .call(
+                Method::GET,
+                &format!("/v1/calls/{id}"),
+                Some(manager),
+                None,
+                &[],
+            )
+            .await?;
+        let status = v["status"].as_str().unwrap_or("").to_string();
+        if s != StatusCode::OK || status == "transcribed" || status == "failed" {
+            break v;
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            anyhow::bail!("the call was not transcribed within 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    println!(
+        "  GET /v1/calls/{id} (manager 李强) → {} after {:.1} s ({}, language {})",
+        v["status"].as_str().unwrap_or(""),
+        started.elapsed().as_secs_f64(),
+        v["model"].as_str().unwrap_or("-"),
+        v["detected_language"].as_str().unwrap_or("-"),
+    );
+    if let Some(err) = v["last_error"].as_str() {
+        println!("      last error: {err}");
+    }
+    for seg in v["segments"].as_array().cloned().unwrap_or_default() {
+        println!(
+            "      [{:>5.1}–{:>5.1}] {:<8} {}",
+            seg["start_s"].as_f64().unwrap_or(0.0),
+            seg["end_s"].as_f64().unwrap_or(0.0),
+            seg["speaker"].as_str().unwrap_or(""),
+            seg["text"].as_str().unwrap_or("")
+        );
     }
     Ok(())
 }

@@ -92,6 +92,12 @@ pub enum KbCommand {
     Reject(ActArgs),
     /// Take an item off phones for good.
     Retire(ActArgs),
+    /// Rebuild the script search index (BM25 + vectors) from the approved
+    /// scripts in the database, with a progress bar. Stop the server first:
+    /// it holds the data directory. (A running server repairs small
+    /// differences by itself at startup; this is for a damaged or lost index
+    /// or a changed embedder.)
+    Reindex,
 }
 
 #[derive(Debug, clap::Args)]
@@ -143,6 +149,38 @@ fn files_of(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     } else {
         Ok(vec![path.to_path_buf()])
     }
+}
+
+/// `assist kb reindex`: take the data directory, load the embedder and
+/// rebuild the index from the database.
+pub async fn reindex(config: &crate::config::Config, db: &Db) -> anyhow::Result<()> {
+    let _lock = crate::serve::DataDirLock::acquire(&config.storage.data_dir)?;
+    let store = crate::cli::model_store(config)?;
+    let dir = store
+        .ready_path("embedder")
+        .map_err(|e| anyhow::anyhow!("{e}; fetch it with `assist models fetch --only embedder`"))?;
+    let cfg = config.clone();
+    let search =
+        tokio::task::spawn_blocking(move || crate::search::SearchService::open(&cfg, &dir))
+            .await??;
+    let bar = progress_bar(0, "indexing");
+    let started = std::time::Instant::now();
+    let out = search
+        .rebuild(db, |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        })
+        .await;
+    bar.finish_and_clear();
+    search.shutdown();
+    let repair = out.map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "indexed {} approved scripts in {:.1} s ({} old entries cleared)",
+        repair.reindexed.len(),
+        started.elapsed().as_secs_f64(),
+        repair.removed.len()
+    );
+    Ok(())
 }
 
 /// Run a `kb` command.
@@ -318,6 +356,11 @@ pub async fn run(db: &Db, cmd: KbCommand, policy: ReviewPolicy) -> anyhow::Resul
         KbCommand::Approve(a) => act(db, a, Status::Approved, policy).await?,
         KbCommand::Reject(a) => act(db, a, Status::Draft, policy).await?,
         KbCommand::Retire(a) => act(db, a, Status::Retired, policy).await?,
+        KbCommand::Reindex => {
+            anyhow::bail!(
+                "`kb reindex` needs the configuration; run it through `assist kb reindex`"
+            )
+        }
     }
     Ok(())
 }

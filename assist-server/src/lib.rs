@@ -26,6 +26,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod calls;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -40,6 +41,8 @@ pub mod risk;
 pub mod routes;
 pub mod search;
 pub mod serve;
+pub mod speech;
 pub mod state;
 pub mod telemetry;
 pub mod time;
+pub mod transcribe_cli;

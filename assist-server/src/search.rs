@@ -168,6 +168,47 @@ impl SearchService {
         Ok((hits, ms))
     }
 
+    /// Scripts in the lexical index (the cheap count; both halves agree after reconcile).
+    pub fn indexed(&self) -> u64 {
+        self.retriever.bm25().count()
+    }
+
+    /// Throw the index away and build it again from the database's approved
+    /// scripts, `progress(done, total)` after every batch. For a damaged or
+    /// lost index, or after changing the embedder; the caller holds the data
+    /// directory lock so no server writes meanwhile.
+    pub async fn rebuild(
+        &self,
+        db: &Db,
+        progress: impl Fn(usize, usize),
+    ) -> Result<Repair, ApiError> {
+        let approved = db.kb_approved_scripts(None).await?;
+        let retriever = Arc::clone(&self.retriever);
+        // Reconciling against nothing removes every entry from both halves.
+        let cleared = tokio::task::spawn_blocking(move || retriever.reconcile(&[]))
+            .await
+            .map_err(internal)?
+            .map_err(internal)?;
+        let total = approved.len();
+        let mut repair = Repair {
+            removed: cleared.removed,
+            ..Repair::default()
+        };
+        progress(0, total);
+        let mut done = 0;
+        let mut rest = approved;
+        while !rest.is_empty() {
+            let batch: Vec<ApprovedScript> = rest.drain(..rest.len().min(256)).collect();
+            done += batch.len();
+            repair
+                .reindexed
+                .extend(batch.iter().map(|s| s.id().to_string()));
+            self.index(batch).await?;
+            progress(done, total);
+        }
+        Ok(repair)
+    }
+
     pub fn shutdown(&self) {
         self.embedder.shutdown();
     }

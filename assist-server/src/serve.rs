@@ -100,6 +100,9 @@ impl Running {
         if let Some(search) = &self.state.search {
             search.shutdown();
         }
+        if let Some(speech) = &self.state.speech {
+            speech.shutdown();
+        }
         self.state.db.close().await;
         served.context("server error")?;
         tracing::info!("stopped");
@@ -162,10 +165,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(lock = %lock.path().display(), "data directory locked");
     let mut state = AppState::open(&config).await?;
     state.start_search().await?;
+    state.start_speech().await?;
     let listener = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
-    let running = start(state, listener, Vec::new())?;
+    let handlers = state.job_handlers();
+    let running = start(state, listener, handlers)?;
     let shutdown = running.state.shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;

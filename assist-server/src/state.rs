@@ -23,6 +23,9 @@ pub struct AppState {
     /// Script search; `None` until the embedder is loaded (suggestions then
     /// answer 503 `model_missing`).
     pub search: Option<crate::search::SearchService>,
+    /// Speech recognition for calls and `/v1/audio/transcriptions`; `None`
+    /// until the Whisper model is loaded (uploads then answer 503 `model_missing`).
+    pub speech: Option<crate::speech::SpeechService>,
 }
 
 impl AppState {
@@ -65,6 +68,44 @@ impl AppState {
         Ok(())
     }
 
+    /// Start speech recognition: load the configured Whisper model on its
+    /// owner thread. Without it the service runs and says what to fetch.
+    pub async fn start_speech(&mut self) -> anyhow::Result<()> {
+        let model = self.config.speech.speech_model.clone();
+        let dir = match self.models.ready_path(&model) {
+            Ok(dir) => dir,
+            Err(err) => {
+                tracing::warn!(error = %err, "speech recognition is off until the model is fetched");
+                return Ok(());
+            }
+        };
+        let config = self.config.clone();
+        let speech = tokio::task::spawn_blocking(move || {
+            crate::speech::SpeechService::open(&config, &dir, &model)
+        })
+        .await??;
+        let requeued = crate::calls::requeue_orphans(&self.db, &self.jobs)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if requeued > 0 {
+            tracing::info!(requeued, "calls without a transcription job were queued");
+        }
+        self.speech = Some(speech);
+        Ok(())
+    }
+
+    /// The job handlers this state can run (transcription once speech is loaded).
+    pub fn job_handlers(&self) -> Vec<std::sync::Arc<dyn crate::jobs::JobHandler>> {
+        let mut handlers: Vec<std::sync::Arc<dyn crate::jobs::JobHandler>> = Vec::new();
+        if let Some(speech) = &self.speech {
+            handlers.push(std::sync::Arc::new(crate::calls::TranscribeCalls {
+                config: self.config.clone(),
+                speech: speech.clone(),
+            }));
+        }
+        handlers
+    }
+
     /// Build the state around an open database.
     pub fn with_db(config: &Config, db: Db) -> anyhow::Result<AppState> {
         let registered = config.models.registered().map_err(anyhow::Error::msg)?;
@@ -87,6 +128,7 @@ impl AppState {
             readiness,
             shutdown: CancellationToken::new(),
             search: None,
+            speech: None,
         })
     }
 }

@@ -298,3 +298,85 @@ async fn without_an_embedder_suggestions_say_what_to_fetch() {
         r.text
     );
 }
+
+#[tokio::test]
+async fn a_rebuild_replaces_a_damaged_index_and_reports_progress() {
+    let t = testing::sqlite().await;
+    let data = tempfile::tempdir().unwrap();
+    let app = with_search(t.db.clone(), data.path()).await;
+    let db = &app.state.db;
+    let u = db
+        .create_user(&app.org_id, "reviewer", Role::Trainer, None)
+        .await
+        .unwrap();
+    let (_, reviewer) = db
+        .create_token(&app.org_id, &u.id, None, None, None)
+        .await
+        .unwrap();
+    let id = approve(
+        &app,
+        &reviewer,
+        json!({
+        "title": "售后响应", "body": "工单提交后两小时内有工程师联系您。",
+        "scenario": "after_sales", "language": "zh"}),
+    )
+    .await;
+    let search = app.state.search.clone().unwrap();
+    // A stray entry the database knows nothing about (e.g. from an old index).
+    let stray = assist_knowledge_base::workflow::restore_approved(
+        "stray",
+        &app.org_id,
+        1,
+        assist_knowledge_base::Status::Approved,
+        assist_knowledge_base::ScriptContent {
+            title: "工单 两小时".into(),
+            body: "工单 两小时 工程师".into(),
+            scenario: assist_knowledge_base::Scenario::AfterSales,
+            tags: vec![],
+            products: vec![],
+            language: assist_knowledge_base::Language::Zh,
+        },
+    )
+    .unwrap();
+    search.index(vec![stray]).await.unwrap();
+    assert_eq!(search.indexed(), 2);
+
+    let seen = std::sync::Mutex::new(Vec::new());
+    let repair = search
+        .rebuild(db, |done, total| seen.lock().unwrap().push((done, total)))
+        .await
+        .unwrap();
+    assert_eq!(repair.reindexed, vec![id.clone()]);
+    assert_eq!(search.indexed(), 1);
+    assert_eq!(*seen.lock().unwrap(), vec![(0, 1), (1, 1)]);
+    let r = app
+        .send_json(
+            "POST",
+            "/v1/suggest",
+            Some(&app.tokens.rep),
+            &json!({"utterance": "工单提交后多久有工程师联系"}),
+        )
+        .await;
+    let ids: Vec<&str> = r.json["suggestions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["script_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![id.as_str()], "{}", r.text);
+
+    // Readiness names the loaded search and how much it holds.
+    let r = app.get("/readyz", None).await;
+    let check = r.json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "script-search")
+        .cloned()
+        .unwrap();
+    assert_eq!(check["ok"], true, "{}", r.text);
+    assert!(
+        check["detail"].as_str().unwrap().contains("1 approved"),
+        "{check}"
+    );
+}

@@ -133,6 +133,19 @@ pub enum Command {
         #[arg(long, default_value_t = 60.0)]
         rrf_k: f64,
     },
+    /// Script-search speed at 10k and 100k synthetic scripts: build time, query
+    /// p50/p95/p99 including the query embedding, memory; peer = exact vector scan.
+    RetrievalBench {
+        /// Folder with scripts.jsonl and queries.jsonl (the synthetic corpus grows from it).
+        #[arg(long, default_value = "eval/data/retrieval")]
+        data: PathBuf,
+        /// Corpus sizes, comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+        sizes: Vec<usize>,
+        /// Queries timed per size.
+        #[arg(long, default_value_t = 500)]
+        queries: usize,
+    },
     /// Risk-engine quality: precision / recall / F1 per category for lexicon
     /// only, + pattern detectors, + the semantic detector.
     Risk {
@@ -253,6 +266,11 @@ pub fn main() -> ExitCode {
             },
         )
         .map(|_| ()),
+        Command::RetrievalBench {
+            data,
+            sizes,
+            queries,
+        } => crate::retrieval_bench::run(model_dir, &data, &sizes, queries, &cli.out).map(|_| ()),
         Command::Risk {
             data,
             no_semantic,

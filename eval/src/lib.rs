@@ -18,5 +18,6 @@ pub mod asr_stream;
 pub mod cli;
 pub mod report;
 pub mod retrieval;
+pub mod retrieval_bench;
 pub mod risk;
 pub mod verify_bench;

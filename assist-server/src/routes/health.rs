@@ -52,6 +52,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
         .await
         .unwrap_or_default();
     checks.extend(model_checks);
+    checks.push(search_check(&state));
     let ready = checks.iter().all(|c| c.ok);
     if ready {
         (
@@ -75,6 +76,27 @@ async fn readyz(State(state): State<AppState>) -> Response {
             })),
         )
             .into_response()
+    }
+}
+
+/// Script search: is the embedder loaded on its owner thread and the index open?
+/// Only a failing check when the embedder is a required model.
+fn search_check(state: &AppState) -> ReadinessCheck {
+    let required = state.readiness.required().iter().any(|m| m == "embedder");
+    match &state.search {
+        Some(search) => ReadinessCheck {
+            name: "script-search".into(),
+            ok: true,
+            detail: format!(
+                "embedder loaded; {} approved scripts indexed",
+                search.indexed()
+            ),
+        },
+        None => ReadinessCheck {
+            name: "script-search".into(),
+            ok: !required,
+            detail: "embedder not loaded: suggestions are off (run `assist models fetch --only embedder`, then restart)".into(),
+        },
     }
 }
 

@@ -6,14 +6,16 @@ use crate::state::AppState;
 
 pub mod admin;
 pub mod audit;
+pub mod calls;
 pub mod health;
 pub mod kb;
 pub mod me;
 pub mod suggest;
 pub mod teams;
+pub mod transcriptions;
 
 /// Everything under `/v1`.
-pub fn v1_router(max_import_bytes: usize) -> Router<AppState> {
+pub fn v1_router(max_import_bytes: usize, max_upload_bytes: usize) -> Router<AppState> {
     Router::new()
         .merge(me::router())
         .merge(kb::router(max_import_bytes))
@@ -21,4 +23,6 @@ pub fn v1_router(max_import_bytes: usize) -> Router<AppState> {
         .merge(admin::router())
         .merge(audit::router())
         .merge(teams::router())
+        .merge(calls::router(max_upload_bytes))
+        .merge(transcriptions::router(max_upload_bytes))
 }

@@ -65,7 +65,7 @@ pub use convert::{HfWhisperFiles, convert_ct2, converted_dir_for};
 pub use fake::FakeTranscriber;
 pub use model::Precision;
 pub use streaming::{StreamUpdate, StreamingOptions, StreamingTranscriber};
-pub use transcriber::{LoadOptions, Transcriber};
+pub use transcriber::{LoadOptions, Progress, Transcriber};
 
 use crate::Result;
 

@@ -57,6 +57,17 @@ pub struct Transcriber {
     suppress_begin: Vec<u32>,
     device: Device,
     name: String,
+    progress: Option<Progress>,
+}
+
+/// Called after each 30-second window of a long transcription with
+/// (seconds done, seconds in all), for progress bars.
+pub struct Progress(pub Box<dyn FnMut(f64, f64) + Send>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress(..)")
+    }
 }
 
 impl Transcriber {
@@ -73,6 +84,11 @@ impl Transcriber {
             HfWhisperFiles::in_dir(dir)?
         };
         Transcriber::load_files(&files, opts)
+    }
+
+    /// Report progress of long transcriptions (`None` stops reporting).
+    pub fn set_progress(&mut self, progress: Option<Progress>) {
+        self.progress = progress;
     }
 
     /// Load from HF-layout files.
@@ -136,6 +152,7 @@ impl Transcriber {
             suppress_begin,
             device,
             name: opts.name.clone(),
+            progress: None,
         })
     }
 
@@ -400,6 +417,12 @@ impl Transcriber {
                 break;
             }
             seek += advance.max(1);
+            if let Some(Progress(report)) = &mut self.progress {
+                report(
+                    (seek as f64 / FRAMES_PER_SECOND as f64).min(duration_s),
+                    duration_s,
+                );
+            }
         }
         Ok(Transcript {
             language: language
