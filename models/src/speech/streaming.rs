@@ -56,7 +56,7 @@
 //!     let (s, update) = asr
 //!         .run(move |m| {
 //!             let update = stream.feed(m, &chunk);
-//!             (stream, update)
+//!             Ok((stream, update))
 //!         })
 //!         .await?;
 //!     stream = s;
@@ -68,7 +68,7 @@
 //!         println!("partial {}", p.text);
 //!     }
 //! }
-//! let (_, last) = asr.run(move |m| { let u = stream.finish(m); (stream, u) }).await?;
+//! let (_, last) = asr.run(move |m| { let u = stream.finish(m); Ok((stream, u)) }).await?;
 //! for seg in last?.finals {
 //!     println!("final {}", seg.text);
 //! }
