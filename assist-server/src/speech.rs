@@ -76,18 +76,41 @@ impl SpeechService {
     ) -> Result<Transcript, ApiError> {
         let out = self
             .handle
-            .run(move |asr| match layout {
-                ChannelLayout::Mono => asr.transcribe(&audio.mono(), &opts),
-                ChannelLayout::RepLeft | ChannelLayout::RepRight => {
-                    asr.transcribe_channels(&audio.channels[..2], &opts)
-                }
-            })
+            .run(move |asr| transcribe_layout(asr.as_mut(), &audio, layout, &opts))
             .await?;
         Ok(out)
     }
 
     pub fn shutdown(&self) {
         self.handle.shutdown();
+    }
+}
+
+/// The error for a multipart upload that cannot be read: 413 past the body
+/// limit (naming the setting), 422 otherwise.
+pub fn multipart_err(e: axum::extract::multipart::MultipartError) -> ApiError {
+    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge(format!(
+            "the upload is larger than the limit ({e}); raise [server] max_upload_bytes or split the recording"
+        ))
+    } else {
+        ApiError::invalid(format!("cannot read the multipart upload: {e}"))
+    }
+}
+
+/// Run a recogniser on audio as laid out: mono mixes every channel into one
+/// track; a stereo layout transcribes the two channels separately.
+pub fn transcribe_layout(
+    asr: &mut dyn Transcribe,
+    audio: &Decoded,
+    layout: ChannelLayout,
+    opts: &TranscribeOptions,
+) -> assist_models::Result<Transcript> {
+    match layout {
+        ChannelLayout::Mono => asr.transcribe(&audio.mono(), opts),
+        ChannelLayout::RepLeft | ChannelLayout::RepRight => {
+            asr.transcribe_channels(&audio.channels[..2], opts)
+        }
     }
 }
 

@@ -7,13 +7,15 @@ use std::time::Instant;
 
 use anyhow::Context;
 use assist_models::audio::decode_file;
-use assist_models::speech::{LoadOptions, Progress, Transcribe, Transcriber};
+use assist_models::speech::{LoadOptions, Progress, Transcriber};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::config::Config;
 use crate::db::calls::ChannelLayout;
 use crate::routes::transcriptions::{ResponseFormat, render};
-use crate::speech::{check_language, decode_options, resolve_layout, transcribe_options};
+use crate::speech::{
+    check_language, decode_options, resolve_layout, transcribe_layout, transcribe_options,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct TranscribeArgs {
@@ -148,10 +150,7 @@ pub async fn run(config: &Config, args: TranscribeArgs) -> anyhow::Result<()> {
             }))));
             let opts = transcribe_options(&config, language.clone());
             let t = Instant::now();
-            let result = match layout {
-                ChannelLayout::Mono => asr.transcribe(&audio.mono(), &opts),
-                _ => asr.transcribe_channels(&audio.channels[..2], &opts),
-            };
+            let result = transcribe_layout(&mut asr, &audio, layout, &opts);
             asr.set_progress(None);
             pb.finish_and_clear();
             let transcript = match result {

@@ -7,7 +7,6 @@
 
 use assist_protocol::Role;
 use axum::Router;
-use axum::extract::multipart::MultipartError;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -21,7 +20,7 @@ use crate::calls::{
 };
 use crate::db::calls::{CallRow, CallScope, CallSegment, ChannelLayout, Direction, NewCall};
 use crate::error::ApiError;
-use crate::speech::{check_language, decode_upload, resolve_layout};
+use crate::speech::{check_language, decode_upload, multipart_err, resolve_layout};
 use crate::state::AppState;
 
 pub fn router(max_upload_bytes: usize) -> Router<AppState> {
@@ -86,6 +85,19 @@ pub struct SegmentView {
     pub avg_logprob: f64,
 }
 
+impl CallView {
+    /// The call and its status, without the transcript.
+    fn new(call: CallRow, job: Option<&crate::jobs::JobRow>) -> Self {
+        CallView {
+            duration_s: call.duration_ms as f64 / 1000.0,
+            status: call_status(job),
+            call,
+            segments: None,
+            text: None,
+        }
+    }
+}
+
 fn segment_view(s: CallSegment) -> SegmentView {
     SegmentView {
         start_s: s.start_ms as f64 / 1000.0,
@@ -94,16 +106,6 @@ fn segment_view(s: CallSegment) -> SegmentView {
         channel: s.channel,
         text: s.text,
         avg_logprob: s.avg_logprob,
-    }
-}
-
-fn multipart_err(e: MultipartError) -> ApiError {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::PayloadTooLarge(format!(
-            "the upload is larger than the limit ({e}); raise [server] max_upload_bytes or split the recording"
-        ))
-    } else {
-        ApiError::invalid(format!("cannot read the multipart upload: {e}"))
     }
 }
 
@@ -291,13 +293,7 @@ async fn upload(
     let job = state.jobs.get(job_id).await.ok();
     let mut call = call;
     call.job_id = Some(job_id);
-    let view = CallView {
-        duration_s: call.duration_ms as f64 / 1000.0,
-        status: call_status(job.as_ref()),
-        call,
-        segments: None,
-        text: None,
-    };
+    let view = CallView::new(call, job.as_ref());
     let code = if created {
         StatusCode::ACCEPTED
     } else {
@@ -359,11 +355,9 @@ async fn get_call(
         .audit(caller.audit("call.read", "call", Some(&call.id)))
         .await?;
     Ok(axum::Json(CallView {
-        duration_s: call.duration_ms as f64 / 1000.0,
-        status,
-        call,
         segments,
         text,
+        ..CallView::new(call, job.as_ref())
     }))
 }
 
@@ -424,13 +418,7 @@ async fn list(
             Some(j) => state.jobs.get(j).await.ok(),
             None => None,
         };
-        views.push(CallView {
-            duration_s: call.duration_ms as f64 / 1000.0,
-            status: call_status(job.as_ref()),
-            call,
-            segments: None,
-            text: None,
-        });
+        views.push(CallView::new(call, job.as_ref()));
     }
     state
         .db

@@ -11,9 +11,8 @@
 
 use assist_models::speech::{Segment, Transcript};
 use axum::Router;
-use axum::extract::multipart::MultipartError;
 use axum::extract::{DefaultBodyLimit, Multipart, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::json;
@@ -21,7 +20,7 @@ use serde_json::json;
 use crate::auth::Caller;
 use crate::db::calls::ChannelLayout;
 use crate::error::ApiError;
-use crate::speech::{check_language, decode_upload, transcribe_options};
+use crate::speech::{check_language, decode_upload, multipart_err, transcribe_options};
 use crate::state::AppState;
 
 pub fn router(max_upload_bytes: usize) -> Router<AppState> {
@@ -51,14 +50,6 @@ impl ResponseFormat {
             "verbose_json" => ResponseFormat::VerboseJson,
             _ => return None,
         })
-    }
-}
-
-fn multipart_err(e: MultipartError) -> ApiError {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::PayloadTooLarge(format!("the file is larger than the upload limit ({e})"))
-    } else {
-        ApiError::invalid(format!("cannot read the multipart form: {e}"))
     }
 }
 
