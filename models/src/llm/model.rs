@@ -1,0 +1,360 @@
+//! [`Llm`]: quantized GGUF weights on candle, with their tokenizer.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::quantized::gguf_file;
+use candle_core::{Device, Tensor};
+use candle_transformers::models::{quantized_qwen2, quantized_qwen3};
+use serde::Serialize;
+
+use super::chat::{QWEN_DEFAULT_SYSTEM, format_chatml};
+use super::generate::{Forward, run};
+use super::tokenizer::LlmTokenizer;
+use super::{Generate, GenerateOptions, Generation, Message, StreamToken};
+use crate::{Error, Result};
+
+/// The weights file of an LLM in the model store.
+pub const GGUF_FILE_NAME: &str = "model.gguf";
+
+/// Model families this build can run from GGUF (`general.architecture`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Architecture {
+    /// Qwen2 / Qwen2.5 (the manifest's Qwen2.5-Coder models).
+    Qwen2,
+    /// Qwen3.
+    Qwen3,
+}
+
+impl Architecture {
+    fn from_gguf(name: &str) -> Option<Self> {
+        match name {
+            "qwen2" => Some(Architecture::Qwen2),
+            "qwen3" => Some(Architecture::Qwen3),
+            _ => None,
+        }
+    }
+
+    /// The GGUF metadata prefix (`qwen2`, `qwen3`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Architecture::Qwen2 => "qwen2",
+            Architecture::Qwen3 => "qwen3",
+        }
+    }
+}
+
+/// What was loaded.
+#[derive(Debug, Clone, Serialize)]
+pub struct LlmInfo {
+    /// `general.name` of the GGUF, else its file name.
+    pub name: String,
+    pub architecture: Architecture,
+    /// Tokens of prompt plus generated text the model can attend to.
+    pub context_length: usize,
+    pub layers: usize,
+    pub embedding_length: usize,
+    /// Rows of the embedding matrix (may exceed the tokenizer's vocabulary).
+    pub vocab_size: usize,
+    /// The GGUF file.
+    pub path: PathBuf,
+    pub file_bytes: u64,
+    /// Whether the tokenizer came from a `tokenizer.json` (else GGUF metadata).
+    pub tokenizer_json: bool,
+}
+
+enum Weights {
+    Qwen2(quantized_qwen2::ModelWeights),
+    Qwen3(quantized_qwen3::ModelWeights),
+}
+
+struct Engine {
+    weights: Weights,
+    device: Device,
+}
+
+impl Forward for Engine {
+    fn forward(&mut self, ids: &[u32], pos: usize) -> candle_core::Result<Tensor> {
+        let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
+        let logits = match &mut self.weights {
+            Weights::Qwen2(w) => w.forward(&input, pos)?,
+            Weights::Qwen3(w) => w.forward(&input, pos)?,
+        };
+        logits.flatten_all()
+    }
+
+    fn reset(&mut self) {
+        match &mut self.weights {
+            Weights::Qwen2(w) => w.clear_kv_cache(),
+            Weights::Qwen3(w) => w.clear_kv_cache(),
+        }
+    }
+}
+
+/// A chat LLM on candle (CPU): weights, key/value cache and tokenizer. Meant
+/// to live on one owner thread; see the [module docs](super).
+pub struct Llm {
+    engine: Engine,
+    tokenizer: LlmTokenizer,
+    default_system: Option<String>,
+    info: LlmInfo,
+}
+
+impl std::fmt::Debug for Llm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Llm")
+            .field("info", &self.info)
+            .field("tokenizer", &self.tokenizer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Llm {
+    /// Load from the model store's directory (`model.gguf`), a directory
+    /// holding one `*.gguf` (and optionally `tokenizer.json`), or a `.gguf`
+    /// file. A `tokenizer.json` beside the GGUF is used when present; else
+    /// the tokenizer is built from the GGUF's metadata.
+    pub fn load(path: &Path) -> Result<Self> {
+        let (gguf, tokenizer_json) = locate(path)?;
+        Self::load_files(&gguf, tokenizer_json.as_deref())
+    }
+
+    /// Load the GGUF at `gguf` with the tokenizer from `tokenizer_json`, or
+    /// from the GGUF's metadata when `None`.
+    pub fn load_files(gguf: &Path, tokenizer_json: Option<&Path>) -> Result<Self> {
+        let started = std::time::Instant::now();
+        let mut file = std::fs::File::open(gguf).map_err(|e| Error::io("opening GGUF", gguf, e))?;
+        let file_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let content = gguf_file::Content::read(&mut file).map_err(|e| Error::ModelFormat {
+            path: gguf.to_path_buf(),
+            reason: format!("not a readable GGUF file: {e}"),
+        })?;
+        let bad = |reason: String| Error::ModelFormat {
+            path: gguf.to_path_buf(),
+            reason,
+        };
+        let md = &content.metadata;
+        let arch_name = md
+            .get("general.architecture")
+            .and_then(|v| v.to_string().ok())
+            .cloned()
+            .unwrap_or_default();
+        let architecture = Architecture::from_gguf(&arch_name).ok_or_else(|| {
+            bad(format!(
+                "architecture `{arch_name}` is not supported (qwen2 and qwen3 are)"
+            ))
+        })?;
+        let prefix = architecture.as_str();
+        let usize_of = |key: &str| -> Result<usize> {
+            md.get(&format!("{prefix}.{key}"))
+                .and_then(|v| v.to_u32().ok())
+                .map(|v| v as usize)
+                .ok_or_else(|| bad(format!("no `{prefix}.{key}` in the metadata")))
+        };
+        let context_length = usize_of("context_length")?;
+        let layers = usize_of("block_count")?;
+        let embedding_length = usize_of("embedding_length")?;
+        let vocab_size = content
+            .tensor_infos
+            .get("token_embd.weight")
+            .map(|t| t.shape.dims()[0])
+            .ok_or_else(|| bad("no token_embd.weight tensor".into()))?;
+        let name = md
+            .get("general.name")
+            .and_then(|v| v.to_string().ok())
+            .cloned()
+            .unwrap_or_else(|| {
+                gguf.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            });
+        let default_system = md
+            .get("tokenizer.chat_template")
+            .and_then(|v| v.to_string().ok())
+            .filter(|t| t.contains(QWEN_DEFAULT_SYSTEM))
+            .map(|_| QWEN_DEFAULT_SYSTEM.to_string());
+
+        let tokenizer = match tokenizer_json {
+            Some(json) => LlmTokenizer::from_tokenizer_json(json, Some(&content))?,
+            None => LlmTokenizer::from_gguf(&content, gguf)?,
+        };
+        if tokenizer.vocab_size() > vocab_size {
+            return Err(bad(format!(
+                "the tokenizer has {} tokens but the weights only {vocab_size}",
+                tokenizer.vocab_size()
+            )));
+        }
+
+        let device = Device::Cpu;
+        let load_err = |e: candle_core::Error| Error::Load {
+            model: name.clone(),
+            reason: e.to_string(),
+        };
+        let weights = match architecture {
+            Architecture::Qwen2 => Weights::Qwen2(
+                quantized_qwen2::ModelWeights::from_gguf(content, &mut file, &device)
+                    .map_err(load_err)?,
+            ),
+            Architecture::Qwen3 => Weights::Qwen3(
+                quantized_qwen3::ModelWeights::from_gguf(content, &mut file, &device)
+                    .map_err(load_err)?,
+            ),
+        };
+        let info = LlmInfo {
+            name,
+            architecture,
+            context_length,
+            layers,
+            embedding_length,
+            vocab_size,
+            path: gguf.to_path_buf(),
+            file_bytes,
+            tokenizer_json: tokenizer_json.is_some(),
+        };
+        tracing::info!(
+            model = %info.name,
+            arch = architecture.as_str(),
+            layers,
+            context_length,
+            tokenizer_json = info.tokenizer_json,
+            load_ms = started.elapsed().as_millis() as u64,
+            "llm loaded"
+        );
+        Ok(Llm {
+            engine: Engine { weights, device },
+            tokenizer,
+            default_system,
+            info,
+        })
+    }
+
+    /// Answer `messages`: ChatML prompt, then [`Llm::generate`].
+    pub fn chat(
+        &mut self,
+        messages: &[Message],
+        opts: &GenerateOptions,
+        on_token: &mut dyn FnMut(StreamToken<'_>) -> bool,
+    ) -> Result<Generation> {
+        let prompt = self.encode_chat(messages)?;
+        self.generate(&prompt, opts, on_token)
+    }
+
+    /// Continue the token ids `prompt` (which must already hold any chat
+    /// template). The key/value cache is reset first: every call is independent.
+    pub fn generate(
+        &mut self,
+        prompt: &[u32],
+        opts: &GenerateOptions,
+        on_token: &mut dyn FnMut(StreamToken<'_>) -> bool,
+    ) -> Result<Generation> {
+        run(
+            &mut self.engine,
+            &self.tokenizer,
+            prompt,
+            self.info.context_length,
+            opts,
+            on_token,
+            &self.info.name,
+        )
+    }
+
+    /// The prompt ids of `messages`, with the generation prompt.
+    pub fn encode_chat(&self, messages: &[Message]) -> Result<Vec<u32>> {
+        self.tokenizer
+            .encode_chat(messages, self.default_system.as_deref(), true)
+    }
+
+    /// The prompt of `messages` as text (for logs and debugging).
+    pub fn format_prompt(&self, messages: &[Message]) -> String {
+        format_chatml(messages, self.default_system.as_deref(), true)
+    }
+
+    /// The system prompt used when a conversation has none (Qwen2.5's
+    /// template has one; Qwen3's does not).
+    pub fn default_system(&self) -> Option<&str> {
+        self.default_system.as_deref()
+    }
+
+    /// Replace (or with `None` drop) the default system prompt.
+    pub fn set_default_system(&mut self, system: Option<String>) {
+        self.default_system = system;
+    }
+
+    pub fn tokenizer(&self) -> &LlmTokenizer {
+        &self.tokenizer
+    }
+
+    pub fn info(&self) -> &LlmInfo {
+        &self.info
+    }
+}
+
+impl Generate for Llm {
+    fn chat(
+        &mut self,
+        messages: &[Message],
+        opts: &GenerateOptions,
+        on_token: &mut dyn FnMut(StreamToken<'_>) -> bool,
+    ) -> Result<Generation> {
+        Llm::chat(self, messages, opts, on_token)
+    }
+
+    fn count_chat_tokens(&self, messages: &[Message]) -> Result<usize> {
+        Ok(self.encode_chat(messages)?.len())
+    }
+
+    fn context_length(&self) -> usize {
+        self.info.context_length
+    }
+
+    fn name(&self) -> &str {
+        &self.info.name
+    }
+}
+
+/// The GGUF file and optional `tokenizer.json` for `path`.
+pub(crate) fn locate(path: &Path) -> Result<(PathBuf, Option<PathBuf>)> {
+    let bad = |reason: String| Error::BadLayout {
+        dir: path.to_path_buf(),
+        reason,
+    };
+    let beside = |dir: &Path| {
+        let json = dir.join("tokenizer.json");
+        json.is_file().then_some(json)
+    };
+    if path.is_file() {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        return Ok((path.to_path_buf(), beside(dir)));
+    }
+    if !path.is_dir() {
+        return Err(bad("does not exist".into()));
+    }
+    let store_file = path.join(GGUF_FILE_NAME);
+    if store_file.is_file() {
+        return Ok((store_file, beside(path)));
+    }
+    let mut ggufs: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(|e| Error::io("reading model directory", path, e))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && p.extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+        })
+        .collect();
+    ggufs.sort();
+    match ggufs.len() {
+        0 => Err(bad("no *.gguf file in it".into())),
+        1 => Ok((ggufs.remove(0), beside(path))),
+        n => Err(bad(format!(
+            "{n} *.gguf files in it; name the one to use: {}",
+            ggufs
+                .iter()
+                .filter_map(|p| p.file_name())
+                .map(|n| n.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
