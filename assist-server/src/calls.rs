@@ -148,6 +148,10 @@ pub fn call_status(job: Option<&JobRow>) -> CallStatus {
 pub struct TranscribeCalls {
     pub config: Arc<Config>,
     pub speech: SpeechService,
+    /// Risk-checks the transcript; alerts are written with it.
+    pub screening: crate::screening::Screening,
+    pub alerts: crate::alerts::AlertHub,
+    pub jobs: JobQueue,
 }
 
 impl TranscribeCalls {
@@ -201,15 +205,83 @@ impl TranscribeCalls {
         });
         let language = transcript.language.clone();
         let model = self.speech.model().to_string();
+        let hits = self.screen(queue, &call, &segments).await?;
+        let db = queue.db().clone();
+        let alerts_config = self.config.alerts.clone();
+        let org_id = call.org_id.clone();
+        let raised = Arc::new(std::sync::Mutex::new(None));
+        let raised_out = raised.clone();
+        let _writer = self.alerts.writer().await;
         queue
             .complete_with(lease, Some(summary), move |tx| {
                 Box::pin(async move {
-                    store_transcript(tx, &call_id, &language, &model, &segments).await
+                    store_transcript(tx, &call_id, &language, &model, &segments).await?;
+                    let r = crate::alerts::raise(tx, &db, &alerts_config, &org_id, hits).await?;
+                    *raised_out.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+                    Ok(())
                 })
             })
             .await
             .map_err(|e| JobFailure::retry(e.to_string()))?;
+        drop(_writer);
+        let raised = raised.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(r) = raised {
+            r.publish(
+                &self.alerts,
+                &self.jobs,
+                self.config.alerts.webhook_max_attempts,
+            )
+            .await;
+        }
         Ok(JobOutcome::AlreadyCompleted)
+    }
+}
+
+impl TranscribeCalls {
+    /// Risk-check every segment, with the speaker each channel belongs to.
+    async fn screen(
+        &self,
+        queue: &JobQueue,
+        call: &crate::db::calls::CallRow,
+        segments: &[CallSegment],
+    ) -> Result<Vec<crate::alerts::HitInContext>, JobFailure> {
+        use crate::db::calls::Speaker;
+        use crate::risk::SpeakerRole;
+        let texts: Vec<(&str, SpeakerRole)> = segments
+            .iter()
+            .map(|s| {
+                let role = match s.speaker {
+                    Speaker::Rep => SpeakerRole::Rep,
+                    Speaker::Customer => SpeakerRole::Customer,
+                    Speaker::Unknown => SpeakerRole::Unknown,
+                };
+                (s.text.as_str(), role)
+            })
+            .collect();
+        let checked = self
+            .screening
+            .check_all(queue.db(), &call.org_id, &texts)
+            .await
+            .map_err(|e| JobFailure::retry(format!("risk check failed: {e}")))?;
+        Ok(segments
+            .iter()
+            .zip(checked)
+            .flat_map(|(s, hits)| {
+                hits.into_iter()
+                    .map(move |hit| crate::alerts::HitInContext {
+                        origin: crate::alerts::Origin::Call {
+                            call_id: call.id.clone(),
+                            segment_seq: s.seq,
+                            start_ms: s.start_ms,
+                            end_ms: s.end_ms,
+                        },
+                        rep_user_id: call.rep_user_id.clone(),
+                        team_id: call.team_id.clone(),
+                        speaker: s.speaker.as_str().to_string(),
+                        hit,
+                    })
+            })
+            .collect())
     }
 }
 

@@ -47,6 +47,90 @@ pub struct Config {
     pub index: IndexConfig,
     #[command(flatten)]
     pub speech: SpeechConfig,
+    #[command(flatten)]
+    pub alerts: AlertsConfig,
+}
+
+/// `[alerts]`: chats, risk alerts and webhooks.
+#[derive(Debug, Clone, Args, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// Most messages in one `POST /v1/conversations/{id}/messages` (413 above it).
+    #[arg(
+        long,
+        env = "ASSIST_CHAT_MAX_BATCH",
+        default_value_t = 500,
+        global = true
+    )]
+    pub chat_max_batch: usize,
+    /// Longest chat message, in characters (422 above it).
+    #[arg(
+        long,
+        env = "ASSIST_CHAT_MAX_CHARS",
+        default_value_t = 8000,
+        global = true
+    )]
+    pub chat_max_chars: usize,
+    /// Run the semantic detector (one embedding per message) when the embedder is loaded.
+    #[arg(long, env = "ASSIST_RISK_SEMANTIC", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub risk_semantic: bool,
+    /// Phone numbers that are never a private contact (hotlines), comma separated.
+    #[arg(
+        long,
+        env = "ASSIST_RISK_ALLOWED_NUMBERS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub risk_allowed_numbers: Vec<String>,
+    /// A repeat of the same category in the same conversation within this
+    /// many seconds counts on the open alert instead of raising a new one.
+    #[arg(
+        long,
+        env = "ASSIST_ALERT_DEDUP_SECS",
+        default_value_t = 600,
+        global = true
+    )]
+    pub alert_dedup_secs: u64,
+    /// At most this many new alerts per conversation (or call) per
+    /// `alert_dedup_secs`; further hits are stored as `rate_limited`.
+    #[arg(
+        long,
+        env = "ASSIST_ALERT_MAX_PER_CONVERSATION",
+        default_value_t = 5,
+        global = true
+    )]
+    pub alert_max_per_conversation: u32,
+    /// Seconds to wait for a webhook endpoint before counting the attempt failed.
+    #[arg(
+        long,
+        env = "ASSIST_WEBHOOK_TIMEOUT_SECS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub webhook_timeout_secs: u64,
+    /// Attempts per delivery (exponential backoff between them) before it is marked failed.
+    #[arg(
+        long,
+        env = "ASSIST_WEBHOOK_MAX_ATTEMPTS",
+        default_value_t = 8,
+        global = true
+    )]
+    pub webhook_max_attempts: u32,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            chat_max_batch: 500,
+            chat_max_chars: 8000,
+            risk_semantic: true,
+            risk_allowed_numbers: Vec::new(),
+            alert_dedup_secs: 600,
+            alert_max_per_conversation: 5,
+            webhook_timeout_secs: 10,
+            webhook_max_attempts: 8,
+        }
+    }
 }
 
 /// `[speech]`: transcription of calls.

@@ -82,10 +82,10 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
     // 1. Models.
     let store = crate::cli::model_store(&config)?;
     if args.skip_fetch {
-        println!("[1/6] models: fetch skipped (--skip-fetch)");
+        println!("[1/7] models: fetch skipped (--skip-fetch)");
     } else {
         println!(
-            "[1/6] models: fetching what is missing into {} (cached copies are reused)",
+            "[1/7] models: fetching what is missing into {} (cached copies are reused)",
             config.models.model_dir.display()
         );
         let required = config.models.required_models.clone();
@@ -116,11 +116,12 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
     } else {
         TcpListener::bind("127.0.0.1:0").await?
     };
-    let handlers = state.job_handlers();
+    state.start_alerts().await?;
+    let handlers = state.job_handlers()?;
     let running = start(state.clone(), listener, handlers)?;
     let base = format!("http://{}", running.addr);
     println!(
-        "[2/6] server: listening on {base}, {} database in {}",
+        "[2/7] server: listening on {base}, {} database in {}",
         state.db.backend().name(),
         config.storage.data_dir.display()
     );
@@ -219,13 +220,13 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
         .create_token(&other.id, &other_admin.id, None, None, None)
         .await?;
     println!(
-        "[3/6] sample organisation `{}`: teams 华东一组/华西二组; admin 王敏, manager 李强, rep 张伟 \
+        "[3/7] sample organisation `{}`: teams 华东一组/华西二组; admin 王敏, manager 李强, rep 张伟 \
          (work phone bound), trainer 陈静, compliance 赵丽",
         org.name
     );
 
     // 4. Walk through the API.
-    println!("[4/6] requests:");
+    println!("[4/7] requests:");
     let (s, v, _) = client
         .call(Method::GET, "/v1/me", Some(&rep_t), None, &[])
         .await?;
@@ -395,7 +396,26 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
     // trainer approves it, and a rep's utterances find approved scripts.
     knowledge_base(&client, &state, &org.name, &trainer_t, &reviewer_t, &rep_t).await?;
 
-    // 6. A recorded call from the rep's phone, transcribed per speaker.
+    // 6. Risk alerts: a chat from the rep's phone reaches the manager's
+    // stream and a signed webhook.
+    let reviewer_id = reviewer.id.clone();
+    crate::demo_alerts::run(
+        &client.http,
+        &client.base,
+        &state,
+        crate::demo_alerts::People {
+            org_id: &org.id,
+            trainer_id: &trainer.id,
+            reviewer_id: &reviewer_id,
+            trainer: &trainer_t,
+            rep: &rep_t,
+            manager: &manager_t,
+            compliance: &compliance_t,
+        },
+    )
+    .await?;
+
+    // 7. A recorded call from the rep's phone, transcribed per speaker.
     recorded_call(&client, &rep_t, &manager_t).await?;
 
     if args.keep_serving {
@@ -434,7 +454,7 @@ async fn knowledge_base(
     reviewer: &str,
     rep: &str,
 ) -> anyhow::Result<()> {
-    println!("[5/6] knowledge base and in-call suggestions:");
+    println!("[5/7] knowledge base and in-call suggestions:");
     let started = Instant::now();
     let (s, v, _) = client
         .call(
@@ -633,7 +653,7 @@ fn call_form(audio: &[u8], metadata: &Value) -> (String, Vec<u8>) {
 }
 
 async fn recorded_call(client: &Client, rep: &str, manager: &str) -> anyhow::Result<()> {
-    println!("[6/6] a recorded call from the rep's work phone:");
+    println!("[7/7] a recorded call from the rep's work phone:");
     let (ct, body) = call_form(
         SAMPLE_CALL,
         &json!({"customer_ref": "CRM-20931", "direction": "outbound",
@@ -697,5 +717,34 @@ async fn recorded_call(client: &Client, rep: &str, manager: &str) -> anyhow::Res
             seg["text"].as_str().unwrap_or("")
         );
     }
+    let (s, alerts, _) = client
+        .call(
+            Method::GET,
+            &format!("/v1/alerts?call_id={id}"),
+            Some(manager),
+            None,
+            &[],
+        )
+        .await?;
+    let alerts = alerts.as_array().cloned().unwrap_or_default();
+    println!(
+        "  GET /v1/alerts?call_id={id} (manager 李强) → {}: {}",
+        s.as_u16(),
+        if alerts.is_empty() {
+            "no risk alerts in this call (the transcript was risk-checked)".to_string()
+        } else {
+            alerts
+                .iter()
+                .map(|a| {
+                    format!(
+                        "{} «{}»",
+                        a["category"].as_str().unwrap_or(""),
+                        a["snippet"].as_str().unwrap_or("")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        }
+    );
     Ok(())
 }

@@ -24,6 +24,7 @@
 //! # let _ = router; Ok(()) }
 //! ```
 
+pub mod alerts;
 pub mod app;
 pub mod auth;
 pub mod calls;
@@ -31,6 +32,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod demo;
+pub mod demo_alerts;
 pub mod error;
 pub mod extract;
 pub mod http_status;
@@ -38,6 +40,7 @@ pub mod jobs;
 pub mod kb_cli;
 pub mod readiness;
 pub mod risk;
+pub mod screening;
 pub mod routes;
 pub mod search;
 pub mod serve;

@@ -52,6 +52,11 @@ impl SearchService {
         Self::with_embedder(config, embedder)
     }
 
+    /// The embedder this service runs (shared with risk screening).
+    pub fn embedder(&self) -> &EmbedHandle {
+        &self.embedder
+    }
+
     /// Open the index around an already running embedder (tests use the fake one).
     pub fn with_embedder(config: &Config, embedder: EmbedHandle) -> anyhow::Result<SearchService> {
         let root = config.storage.data_dir.join("index");

@@ -130,12 +130,16 @@ pub fn start(
     } else {
         state.readiness.skip_verification();
     }
-    let runner = JobRunner::new(
-        state.jobs.clone(),
-        handlers,
-        Duration::from_millis(cfg.jobs.job_poll_ms.max(10)),
-    );
-    let workers = runner.spawn(cfg.jobs.job_workers, state.shutdown.clone());
+    // One set of runners per queue, so a long transcription never holds up
+    // a webhook delivery behind it.
+    let poll = Duration::from_millis(cfg.jobs.job_poll_ms.max(10));
+    let workers = handlers
+        .into_iter()
+        .flat_map(|h| {
+            JobRunner::new(state.jobs.clone(), vec![h], poll)
+                .spawn(cfg.jobs.job_workers, state.shutdown.clone())
+        })
+        .collect();
     let router = app(state.clone());
     let shutdown = state.shutdown.clone();
     let readiness = state.readiness.clone();
@@ -169,7 +173,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
-    let handlers = state.job_handlers();
+    state.start_alerts().await?;
+    let handlers = state.job_handlers()?;
     let running = start(state, listener, handlers)?;
     let shutdown = running.state.shutdown.clone();
     tokio::spawn(async move {

@@ -26,6 +26,10 @@ pub struct AppState {
     /// Speech recognition for calls and `/v1/audio/transcriptions`; `None`
     /// until the Whisper model is loaded (uploads then answer 503 `model_missing`).
     pub speech: Option<crate::speech::SpeechService>,
+    /// Risk engines per organisation (semantic detector once the embedder is loaded).
+    pub screening: crate::screening::Screening,
+    /// Wakes alert streams; serialises alert-log writers.
+    pub alerts: crate::alerts::AlertHub,
 }
 
 impl AppState {
@@ -64,6 +68,7 @@ impl AppState {
             removed = repair.removed.len(),
             "script index consistent with the database"
         );
+        self.screening.set_embedder(search.embedder().clone());
         self.search = Some(search);
         Ok(())
     }
@@ -94,16 +99,52 @@ impl AppState {
         Ok(())
     }
 
-    /// The job handlers this state can run (transcription once speech is loaded).
-    pub fn job_handlers(&self) -> Vec<std::sync::Arc<dyn crate::jobs::JobHandler>> {
-        let mut handlers: Vec<std::sync::Arc<dyn crate::jobs::JobHandler>> = Vec::new();
+    /// The job handlers this state can run: webhook deliveries always,
+    /// transcription once speech is loaded.
+    pub fn job_handlers(&self) -> anyhow::Result<Vec<std::sync::Arc<dyn crate::jobs::JobHandler>>> {
+        let mut handlers: Vec<std::sync::Arc<dyn crate::jobs::JobHandler>> =
+            vec![std::sync::Arc::new(crate::alerts::WebhookSender::new(
+                self.db.clone(),
+                &self.config.alerts,
+            )?)];
         if let Some(speech) = &self.speech {
             handlers.push(std::sync::Arc::new(crate::calls::TranscribeCalls {
                 config: self.config.clone(),
                 speech: speech.clone(),
+                screening: self.screening.clone(),
+                alerts: self.alerts.clone(),
+                jobs: self.jobs.clone(),
             }));
         }
-        handlers
+        Ok(handlers)
+    }
+
+    /// After an alert write commits: wake the streams and queue its webhooks.
+    pub async fn publish_alerts(&self, raised: &crate::alerts::Raised) {
+        raised
+            .publish(
+                &self.alerts,
+                &self.jobs,
+                self.config.alerts.webhook_max_attempts,
+            )
+            .await;
+    }
+
+    /// Startup repair for alerts: point the stream at the log's head and
+    /// queue webhook deliveries a crash left without a job.
+    pub async fn start_alerts(&self) -> anyhow::Result<()> {
+        let head = self.db.alert_log_head().await?;
+        self.alerts.published(head);
+        let requeued = crate::alerts::requeue_deliveries(
+            &self.db,
+            &self.jobs,
+            self.config.alerts.webhook_max_attempts,
+        )
+        .await?;
+        if requeued > 0 {
+            tracing::info!(requeued, "webhook deliveries without a job were queued");
+        }
+        Ok(())
     }
 
     /// Build the state around an open database.
@@ -129,6 +170,8 @@ impl AppState {
             shutdown: CancellationToken::new(),
             search: None,
             speech: None,
+            screening: crate::screening::Screening::new(&config.alerts),
+            alerts: crate::alerts::AlertHub::default(),
         })
     }
 }

@@ -156,12 +156,12 @@ async fn settle(app: &TestApp, id: &str, token: &str) -> Resp {
     let stop = CancellationToken::new();
     let runner = JobRunner::new(
         app.state.jobs.clone(),
-        app.state.job_handlers(),
+        app.state.job_handlers().unwrap(),
         Duration::from_millis(20),
     );
     let handles = runner.spawn(1, stop.clone());
     let mut last = None;
-    for _ in 0..500 {
+    for _ in 0..1500 {
         let r = app.get(&format!("/v1/calls/{id}"), Some(token)).await;
         let status = r.json["status"].as_str().unwrap_or("").to_string();
         last = Some(r);

@@ -75,7 +75,7 @@ async fn a_stereo_sample_call_is_transcribed_by_whisper_base() {
     let stop = CancellationToken::new();
     let runner = JobRunner::new(
         app.state.jobs.clone(),
-        app.state.job_handlers(),
+        app.state.job_handlers().unwrap(),
         Duration::from_millis(50),
     );
     let handles = runner.spawn(1, stop.clone());

@@ -643,6 +643,45 @@ impl Db {
     }
 }
 
+impl Db {
+    /// The approved risk-lexicon entries of an organisation, as `(id, content)`.
+    pub async fn kb_approved_lexicon(
+        &self,
+        org_id: &str,
+    ) -> DbResult<Vec<(String, LexiconContent)>> {
+        let rows = sqlx::query(
+            "SELECT i.id, v.content FROM kb_items i \
+             JOIN kb_versions v ON v.item_id = i.id AND v.version = i.approved_version \
+             WHERE i.kind = 'lexicon' AND i.approved_version IS NOT NULL AND i.org_id = $1 ORDER BY i.id",
+        )
+        .bind(org_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let content: LexiconContent =
+                    serde_json::from_str(&r.try_get::<String, _>("content")?).map_err(|e| {
+                        DbError::Invalid(format!("stored lexicon entry is unreadable: {e}"))
+                    })?;
+                Ok((r.try_get("id")?, content))
+            })
+            .collect()
+    }
+
+    /// Changes whenever the organisation's lexicon changes (count and newest
+    /// update), so a cached risk engine knows when to rebuild.
+    pub async fn kb_lexicon_stamp(&self, org_id: &str) -> DbResult<(i64, i64)> {
+        let r = sqlx::query(
+            "SELECT COUNT(*) AS n, COALESCE(MAX(updated_at), 0) AS at FROM kb_items \
+             WHERE org_id = $1 AND kind = 'lexicon'",
+        )
+        .bind(org_id)
+        .fetch_one(self.pool())
+        .await?;
+        Ok((r.try_get("n")?, r.try_get("at")?))
+    }
+}
+
 /// What an import did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ImportSummary {

@@ -8,8 +8,10 @@
 //!
 //! SQLite is opened in WAL mode with a busy timeout and foreign keys on.
 
+pub mod alerts;
 pub mod audit;
 pub mod calls;
+pub mod chats;
 pub mod identity;
 pub mod kb;
 

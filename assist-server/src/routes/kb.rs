@@ -272,6 +272,9 @@ async fn transition(
             {
                 search.remove(vec![item.id.clone()]).await?;
             }
+            if item.kind == Kind::Lexicon {
+                state.screening.invalidate(org);
+            }
             state
                 .db
                 .audit(caller.audit("kb.retire", kind.as_str(), Some(&item.id)))
@@ -298,6 +301,9 @@ async fn transition(
                 && let Err(err) = search.index(vec![script]).await
             {
                 tracing::error!(error = %err, item = %item.id, "approved script not indexed yet");
+            }
+            if item.kind == Kind::Lexicon {
+                state.screening.invalidate(org);
             }
             state
                 .db

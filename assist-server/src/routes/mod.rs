@@ -5,14 +5,17 @@ use axum::Router;
 use crate::state::AppState;
 
 pub mod admin;
+pub mod alerts;
 pub mod audit;
 pub mod calls;
+pub mod conversations;
 pub mod health;
 pub mod kb;
 pub mod me;
 pub mod suggest;
 pub mod teams;
 pub mod transcriptions;
+pub mod webhooks;
 
 /// Everything under `/v1`.
 pub fn v1_router(max_import_bytes: usize, max_upload_bytes: usize) -> Router<AppState> {
@@ -25,4 +28,7 @@ pub fn v1_router(max_import_bytes: usize, max_upload_bytes: usize) -> Router<App
         .merge(teams::router())
         .merge(calls::router(max_upload_bytes))
         .merge(transcriptions::router(max_upload_bytes))
+        .merge(conversations::router())
+        .merge(alerts::router())
+        .merge(webhooks::router())
 }
