@@ -35,6 +35,7 @@ pub mod demo;
 pub mod demo_alerts;
 pub mod error;
 pub mod extract;
+pub mod guard;
 pub mod http_status;
 pub mod jobs;
 pub mod kb_cli;

@@ -9,6 +9,7 @@ pub mod alerts;
 pub mod audit;
 pub mod calls;
 pub mod conversations;
+pub mod guard;
 pub mod health;
 pub mod kb;
 pub mod me;
@@ -31,4 +32,5 @@ pub fn v1_router(max_import_bytes: usize, max_upload_bytes: usize) -> Router<App
         .merge(conversations::router())
         .merge(alerts::router())
         .merge(webhooks::router())
+        .merge(guard::router())
 }

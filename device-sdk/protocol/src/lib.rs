@@ -17,6 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod guard;
 mod identity;
 pub use identity::*;
 
