@@ -65,9 +65,11 @@ CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 
              "七": 7, "八": 8, "九": 9, "十": 10}
 ZH_WEEKDAY = {"一": 0, "二": 1, "三": 2, "四": 3, "五": 4, "六": 5, "日": 6, "天": 6}
 EN_WEEKDAY = {d.lower(): i for i, d in enumerate(calendar.day_name)}
+EN_HOURS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+            "twelve"]
 EN_NUM = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
           "ten": 10, "twenty-four": 24, "24": 24, "48": 48}
-UNRESOLVABLE = re.compile(r"过几天|过两天|尽快|下个月初|下月初|稍后|回头|到时候|一会儿|改天|有空|"
+UNRESOLVABLE = re.compile(r"过几天|过两天|尽快|晚点|下个月初|下月初|稍后|回头|到时候|一会儿|改天|有空|"
                           r"\bsoon\b|\basap\b|\blater\b|\bsometime\b|\bat some point\b|"
                           r"\bwhen\b|\bshortly\b|\bin a bit\b|\bearly next month\b", re.I)
 NOT_RECOGNISED = object()
@@ -180,10 +182,10 @@ def resolve(text, started):
         m = re.search(NUM + r"天(?:内|之内|以内)", t)
         if m:
             date = today + dt.timedelta(days=cn_number(m.group(1)))
-    m = re.search(r"(上午|早上|中午|下午|晚上|上昼|下昼)?" + NUM + r"点(半)?", t)
+    m = re.search(r"(上午|早上|中午|下午|晚上|今晚|明晚|上昼|下昼)?" + NUM + r"点(半)?", t)
     if m:
         hour = cn_number(m.group(2))
-        if m.group(1) in ("下午", "晚上", "下昼") and hour < 12:
+        if m.group(1) in ("下午", "晚上", "今晚", "明晚", "下昼") and hour < 12:
             hour += 12
         if m.group(1) == "中午" and hour < 6:
             hour += 12
@@ -242,9 +244,10 @@ def resolve(text, started):
         m = re.search(r"\b(?:the )?(\d{1,2})(?:st|nd|rd|th)\b", low)
         if m:
             date = day_of_month(today, int(m.group(1)))
-    m = re.search(r"\b(\d{1,2})(?::(\d\d))? ?(am|pm)\b", low)
+    m = re.search(r"\b(\d{1,2}|" + "|".join(EN_HOURS) + r")(?::(\d\d))? ?(am|pm|a\.m\.|p\.m\.)", low)
     if m:
-        hour = int(m.group(1)) % 12 + (12 if m.group(3) == "pm" else 0)
+        h = EN_HOURS.index(m.group(1)) + 1 if m.group(1) in EN_HOURS else int(m.group(1))
+        hour = h % 12 + (12 if m.group(3).startswith("p") else 0)
         minute = int(m.group(2) or 0)
     elif re.search(r"\bnoon\b|\bmidday\b", low):
         hour = 12
