@@ -71,7 +71,8 @@ EN_NUM = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven
           "ten": 10, "twenty-four": 24, "24": 24, "48": 48}
 UNRESOLVABLE = re.compile(r"过几天|过两天|尽快|晚点|下个月初|下月初|稍后|回头|到时候|一会儿|改天|有空|"
                           r"\bsoon\b|\basap\b|\blater\b|\bsometime\b|\bat some point\b|"
-                          r"\bwhen\b|\bshortly\b|\bin a bit\b|\bearly next month\b", re.I)
+                          r"\bwhen\b|\bshortly\b|\bin a bit\b|\bearly next month\b|\bnext week\b|"
+                          r"下周(?![一二三四五六日天])|下个?星期(?![一二三四五六日天])", re.I)
 NOT_RECOGNISED = object()
 
 
@@ -222,7 +223,9 @@ def resolve(text, started):
         date = max(today, week_day(today, 0, 4))
     if date is None and re.search(r"end of (the|this) month|month[- ]end", low):
         date, hour = month_end(today.year, today.month), 18
-    if date is None:
+    if date is None and re.search(r"\b(?:within|in) (?:the|an|one) hour\b", low):
+        exact = started + dt.timedelta(hours=1)
+    if date is None and exact is None:
         m = re.search(r"\b(?:in|within) (\w+(?:-\w+)?) (hours?|days?|business days?|working days?)\b", low)
         if m and m.group(1) in EN_NUM or (m and m.group(1).isdigit()):
             n = EN_NUM.get(m.group(1)) or int(m.group(1))
