@@ -69,10 +69,9 @@ EN_HOURS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nin
             "twelve"]
 EN_NUM = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
           "ten": 10, "twenty-four": 24, "24": 24, "48": 48}
-UNRESOLVABLE = re.compile(r"过几天|过两天|尽快|晚点|下个月初|下月初|稍后|回头|到时候|一会儿|改天|有空|"
+UNRESOLVABLE = re.compile(r"过几天|过两天|尽快|晚点|稍后|回头|到时候|一会儿|改天|有空|"
                           r"\bsoon\b|\basap\b|\blater\b|\bsometime\b|\bat some point\b|"
-                          r"\bwhen\b|\bshortly\b|\bin a bit\b|\bearly next month\b|\bnext week\b|"
-                          r"下周(?![一二三四五六日天])|下个?星期(?![一二三四五六日天])", re.I)
+                          r"\bwhen\b|\bshortly\b|\bin a bit\b", re.I)
 NOT_RECOGNISED = object()
 
 
@@ -160,6 +159,8 @@ def resolve(text, started):
             date = today
     if date is None and re.search(r"(?:这|本)(?:个)?(?:周|星期|礼拜)(?:内|之内)", t):
         date = max(today, week_day(today, 0, 4))
+    if date is None and re.search(r"下个?(?:周|星期|礼拜)(?![一二三四五六日天])", t):
+        date = week_day(today, 1, 4)
     if date is None and re.search(r"下个?月底", t):
         y, mo = (today.year + 1, 1) if today.month == 12 else (today.year, today.month + 1)
         date, hour = month_end(y, mo), 18
@@ -217,7 +218,7 @@ def resolve(text, started):
         elif re.search(r"\btoday\b|\btonight\b|\beod\b|end of (the )?day|close of business|\bcob\b|"
                        r"\bthis (morning|afternoon|evening)\b", low):
             date = today
-    if date is None and re.search(r"end of next week", low):
+    if date is None and re.search(r"\bnext week\b", low):
         date = week_day(today, 1, 4)
     if date is None and re.search(r"end of (this|the) week|\bthis week\b", low):
         date = max(today, week_day(today, 0, 4))
