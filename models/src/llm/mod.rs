@@ -63,6 +63,7 @@ mod fake;
 mod generate;
 mod handle;
 mod model;
+mod requant;
 pub mod tokenizer;
 
 use serde::{Deserialize, Serialize};
@@ -71,7 +72,7 @@ pub use chat::{QWEN_DEFAULT_SYSTEM, format_chatml};
 #[cfg(any(test, feature = "testing"))]
 pub use fake::FakeLlm;
 pub use handle::{ChatStream, LlmHandle};
-pub use model::{Architecture, Llm, LlmInfo};
+pub use model::{Architecture, Llm, LlmInfo, LlmLoadOptions};
 pub use tokenizer::{LlmTokenizer, TokenDecoder};
 
 use crate::Result;

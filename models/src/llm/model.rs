@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::chat::{QWEN_DEFAULT_SYSTEM, format_chatml};
 use super::generate::{Forward, run};
+use super::requant;
 use super::tokenizer::LlmTokenizer;
 use super::{Generate, GenerateOptions, Generation, Message, StreamToken};
 use crate::{Error, Result};
@@ -44,6 +45,23 @@ impl Architecture {
     }
 }
 
+/// How to load an [`Llm`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LlmLoadOptions {
+    /// Re-quantize Q4_1/Q5_0/Q5_1 matrices to Q8_0 at load time: candle has
+    /// only scalar kernels for those block types (see `requant`). On by
+    /// default; off to measure the difference.
+    pub requantize_slow_blocks: bool,
+}
+
+impl Default for LlmLoadOptions {
+    fn default() -> Self {
+        LlmLoadOptions {
+            requantize_slow_blocks: true,
+        }
+    }
+}
+
 /// What was loaded.
 #[derive(Debug, Clone, Serialize)]
 pub struct LlmInfo {
@@ -61,6 +79,8 @@ pub struct LlmInfo {
     pub file_bytes: u64,
     /// Whether the tokenizer came from a `tokenizer.json` (else GGUF metadata).
     pub tokenizer_json: bool,
+    /// Matrices re-quantized to Q8_0 at load time (see [`LlmLoadOptions`]).
+    pub requantized_tensors: usize,
 }
 
 enum Weights {
@@ -115,13 +135,22 @@ impl Llm {
     /// file. A `tokenizer.json` beside the GGUF is used when present; else
     /// the tokenizer is built from the GGUF's metadata.
     pub fn load(path: &Path) -> Result<Self> {
+        Self::load_with(path, &LlmLoadOptions::default())
+    }
+
+    /// [`Llm::load`] with options.
+    pub fn load_with(path: &Path, opts: &LlmLoadOptions) -> Result<Self> {
         let (gguf, tokenizer_json) = locate(path)?;
-        Self::load_files(&gguf, tokenizer_json.as_deref())
+        Self::load_files(&gguf, tokenizer_json.as_deref(), opts)
     }
 
     /// Load the GGUF at `gguf` with the tokenizer from `tokenizer_json`, or
     /// from the GGUF's metadata when `None`.
-    pub fn load_files(gguf: &Path, tokenizer_json: Option<&Path>) -> Result<Self> {
+    pub fn load_files(
+        gguf: &Path,
+        tokenizer_json: Option<&Path>,
+        opts: &LlmLoadOptions,
+    ) -> Result<Self> {
         let started = std::time::Instant::now();
         let mut file = std::fs::File::open(gguf).map_err(|e| Error::io("opening GGUF", gguf, e))?;
         let file_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -190,15 +219,18 @@ impl Llm {
             model: name.clone(),
             reason: e.to_string(),
         };
-        let weights = match architecture {
-            Architecture::Qwen2 => Weights::Qwen2(
-                quantized_qwen2::ModelWeights::from_gguf(content, &mut file, &device)
-                    .map_err(load_err)?,
-            ),
-            Architecture::Qwen3 => Weights::Qwen3(
-                quantized_qwen3::ModelWeights::from_gguf(content, &mut file, &device)
-                    .map_err(load_err)?,
-            ),
+        let slow = if opts.requantize_slow_blocks {
+            requant::slow_tensors(&content)
+        } else {
+            Vec::new()
+        };
+        let weights = if slow.is_empty() {
+            load_weights(architecture, content, &mut file, &device).map_err(load_err)?
+        } else {
+            let mut image = requant::requantize(&content, &mut file, &slow, gguf)?;
+            drop(content);
+            let content = gguf_file::Content::read(&mut image).map_err(load_err)?;
+            load_weights(architecture, content, &mut image, &device).map_err(load_err)?
         };
         let info = LlmInfo {
             name,
@@ -210,6 +242,7 @@ impl Llm {
             path: gguf.to_path_buf(),
             file_bytes,
             tokenizer_json: tokenizer_json.is_some(),
+            requantized_tensors: slow.len(),
         };
         tracing::info!(
             model = %info.name,
@@ -217,6 +250,7 @@ impl Llm {
             layers,
             context_length,
             tokenizer_json = info.tokenizer_json,
+            requantized = slow.len(),
             load_ms = started.elapsed().as_millis() as u64,
             "llm loaded"
         );
@@ -310,6 +344,22 @@ impl Generate for Llm {
     fn name(&self) -> &str {
         &self.info.name
     }
+}
+
+fn load_weights<R: std::io::Read + std::io::Seek>(
+    architecture: Architecture,
+    content: gguf_file::Content,
+    reader: &mut R,
+    device: &Device,
+) -> candle_core::Result<Weights> {
+    Ok(match architecture {
+        Architecture::Qwen2 => Weights::Qwen2(quantized_qwen2::ModelWeights::from_gguf(
+            content, reader, device,
+        )?),
+        Architecture::Qwen3 => Weights::Qwen3(quantized_qwen3::ModelWeights::from_gguf(
+            content, reader, device,
+        )?),
+    })
 }
 
 /// The GGUF file and optional `tokenizer.json` for `path`.
