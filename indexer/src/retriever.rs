@@ -1,9 +1,12 @@
 //! Hybrid retrieval: BM25 and vectors searched side by side and fused.
 //!
 //! The retriever is synchronous and engine-agnostic: the caller embeds the
-//! query (on the embedder's owner thread) and passes the vector in, then runs
-//! [`Retriever::search`] on a blocking thread. Writes take approved scripts
-//! with their passage vectors, so both halves always hold the same versions.
+//! query (on the embedder's owner thread) and passes the vector in. The
+//! halves are separate calls ([`Retriever::lexical`], [`Retriever::semantic`],
+//! [`Retriever::fuse`]) so that BM25 can run on a blocking thread while the
+//! query is being embedded; [`Retriever::search`] runs them one after the
+//! other. Writes take approved scripts with their passage vectors, so both
+//! halves always hold the same versions.
 
 use std::collections::{HashMap, HashSet};
 
@@ -82,41 +85,53 @@ impl Retriever {
         self.vectors.as_ref()
     }
 
-    /// Search in `mode`. `query_vector` is needed for `Vector` and `Hybrid`;
-    /// without it hybrid falls back to BM25 alone.
-    pub fn search(
+    /// Candidates each half contributes for a top-`k` search.
+    pub fn candidates_for(&self, k: usize) -> usize {
+        self.candidates.max(k)
+    }
+
+    /// The lexical half of a search: ids of the `n` best BM25 hits.
+    ///
+    /// Needs no query embedding, so callers run it while the query is being
+    /// embedded and fuse with [`Retriever::fuse`] afterwards.
+    pub fn lexical(
+        &self,
+        text: &str,
+        filter: &SearchFilter,
+        n: usize,
+    ) -> Result<Vec<String>, Error> {
+        Ok(self
+            .bm25
+            .search(text, filter, n)?
+            .into_iter()
+            .map(|h| h.id)
+            .collect())
+    }
+
+    /// The semantic half of a search: ids of the `n` nearest vectors.
+    pub fn semantic(
+        &self,
+        query_vector: &[f32],
+        filter: &SearchFilter,
+        n: usize,
+    ) -> Result<Vec<String>, Error> {
+        Ok(self
+            .vectors
+            .search(query_vector, &vector_filter(filter), n)
+            .map_err(engine)?
+            .into_iter()
+            .map(|h| h.id)
+            .collect())
+    }
+
+    /// Fuse the two halves as `mode` asks (a half `mode` does not use is ignored).
+    pub fn fuse(
         &self,
         mode: Mode,
-        text: &str,
-        query_vector: Option<&[f32]>,
-        filter: &SearchFilter,
+        lexical: &[String],
+        semantic: &[String],
         k: usize,
-    ) -> Result<Vec<FusedHit>, Error> {
-        let n = self.candidates.max(k);
-        let lexical = match mode {
-            Mode::Bm25 | Mode::Hybrid => self
-                .bm25
-                .search(text, filter, n)?
-                .into_iter()
-                .map(|h| h.id)
-                .collect(),
-            Mode::Vector => Vec::new(),
-        };
-        let semantic = match (mode, query_vector) {
-            (Mode::Vector | Mode::Hybrid, Some(v)) => self
-                .vectors
-                .search(v, &vector_filter(filter), n)
-                .map_err(engine)?
-                .into_iter()
-                .map(|h| h.id)
-                .collect(),
-            (Mode::Vector, None) => {
-                return Err(Error::Engine(
-                    "vector search needs the query embedding".into(),
-                ));
-            }
-            _ => Vec::new(),
-        };
+    ) -> Vec<FusedHit> {
         let weights = match mode {
             Mode::Bm25 => FusionWeights {
                 vector: 0.0,
@@ -128,7 +143,40 @@ impl Retriever {
             },
             Mode::Hybrid => self.weights,
         };
-        Ok(fuse(&lexical, &semantic, weights, k))
+        let (lexical, semantic) = match mode {
+            Mode::Bm25 => (lexical, &[][..]),
+            Mode::Vector => (&[][..], semantic),
+            Mode::Hybrid => (lexical, semantic),
+        };
+        fuse(lexical, semantic, weights, k)
+    }
+
+    /// Search in `mode`, one half after the other: [`Retriever::lexical`],
+    /// [`Retriever::semantic`], [`Retriever::fuse`]. `query_vector` is needed
+    /// for `Vector` and `Hybrid`; without it hybrid falls back to BM25 alone.
+    pub fn search(
+        &self,
+        mode: Mode,
+        text: &str,
+        query_vector: Option<&[f32]>,
+        filter: &SearchFilter,
+        k: usize,
+    ) -> Result<Vec<FusedHit>, Error> {
+        let n = self.candidates_for(k);
+        let lexical = match mode {
+            Mode::Bm25 | Mode::Hybrid => self.lexical(text, filter, n)?,
+            Mode::Vector => Vec::new(),
+        };
+        let semantic = match (mode, query_vector) {
+            (Mode::Vector | Mode::Hybrid, Some(v)) => self.semantic(v, filter, n)?,
+            (Mode::Vector, None) => {
+                return Err(Error::Engine(
+                    "vector search needs the query embedding".into(),
+                ));
+            }
+            _ => Vec::new(),
+        };
+        Ok(self.fuse(mode, &lexical, &semantic, k))
     }
 
     /// Index approved scripts with their passage embeddings (same order).

@@ -6,8 +6,9 @@
 //!   package ships (hyper-parameters, tensor directory, Q4_0 blocks); the
 //!   module docs of [`e5s1`] describe the layout.
 //! - [`Embedder`] is the model: the tokenizer from `tokenizer.json`, a
-//!   BERT/XLM-R encoder whose linear layers stay Q4_0 (candle `QMatMul`), mean
-//!   (or CLS) pooling and L2 normalisation. [`Embedder::load`] takes our
+//!   BERT/XLM-R encoder whose linear layers are the Q4_0 weights expanded
+//!   once to f32 (or f16, or kept Q4_0: see [`Compute`]), mean (or CLS)
+//!   pooling and L2 normalisation. [`Embedder::load`] takes our
 //!   `E5S1` directory or a Hugging Face directory (safetensors + config.json +
 //!   tokenizer.json, BERT or XLM-R, e.g. all-MiniLM-L6-v2 or bge-m3).
 //! - [`EmbedKind`] says whether a text is a query (a customer utterance, a
@@ -115,7 +116,8 @@ impl Embedder {
     }
 
     /// [`Embedder::load`] with a choice of compute path for Q4_0 weights
-    /// (dense f32 is there to measure against; Hugging Face weights are f32 anyway).
+    /// (dense f32 is the default; f16 and Q4_0 are there to measure against;
+    /// Hugging Face weights are f32 anyway).
     pub fn load_with(dir: &Path, compute: Compute) -> Result<Self> {
         let e5s1 = dir.join(E5S1_FILE_NAME);
         let mut specials = None;
