@@ -144,6 +144,9 @@ impl SearchService {
     }
 
     /// Hybrid search for an utterance. Returns hits and the milliseconds taken.
+    ///
+    /// BM25 runs on a blocking thread while the embedder's owner thread embeds
+    /// the query; the vector search follows the embedding, then both fuse.
     pub async fn search(
         &self,
         mode: Mode,
@@ -152,22 +155,35 @@ impl SearchService {
         k: usize,
     ) -> Result<(Vec<FusedHit>, f64), ApiError> {
         let started = Instant::now();
-        let qv = match mode {
-            Mode::Bm25 => None,
-            _ => Some(
-                self.embedder
-                    .embed_one(text.to_string(), EmbedKind::Query)
-                    .await?,
-            ),
+        let n = self.retriever.candidates_for(k);
+        let lexical = async {
+            if mode == Mode::Vector {
+                return Ok(Vec::new());
+            }
+            let retriever = Arc::clone(&self.retriever);
+            let (text, filter) = (text.to_string(), filter.clone());
+            tokio::task::spawn_blocking(move || retriever.lexical(&text, &filter, n))
+                .await
+                .map_err(internal)?
+                .map_err(internal)
         };
-        let retriever = Arc::clone(&self.retriever);
-        let text = text.to_string();
-        let hits = tokio::task::spawn_blocking(move || {
-            retriever.search(mode, &text, qv.as_deref(), &filter, k)
-        })
-        .await
-        .map_err(internal)?
-        .map_err(internal)?;
+        let semantic = async {
+            if mode == Mode::Bm25 {
+                return Ok(Vec::new());
+            }
+            let qv = self
+                .embedder
+                .embed_one(text.to_string(), EmbedKind::Query)
+                .await?;
+            let retriever = Arc::clone(&self.retriever);
+            let filter = filter.clone();
+            tokio::task::spawn_blocking(move || retriever.semantic(&qv, &filter, n))
+                .await
+                .map_err(internal)?
+                .map_err(internal)
+        };
+        let (lexical, semantic) = tokio::try_join!(lexical, semantic)?;
+        let hits = self.retriever.fuse(mode, &lexical, &semantic, k);
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         metrics::histogram!("assist_suggest_seconds").record(ms / 1000.0);
         Ok((hits, ms))
