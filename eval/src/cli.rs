@@ -118,6 +118,52 @@ pub enum Command {
         precision: String,
         files: Vec<PathBuf>,
     },
+    /// LLM speed: ours (candle) vs llama.cpp (llama-cpp-python) on the same
+    /// GGUF, prompt ids and threads: prompt and generation tokens/s, time to
+    /// first token, load time, peak memory.
+    LlmBench {
+        /// Model id or role (a GGUF LLM in the store).
+        #[arg(long, default_value = "llm-small")]
+        model: String,
+        /// Threads for each engine.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Approximate prompt length, tokens.
+        #[arg(long, default_value_t = 512)]
+        prompt_tokens: usize,
+        /// Tokens to generate greedily.
+        #[arg(long, default_value_t = 128)]
+        gen_tokens: usize,
+        /// Rounds per engine; the best counts.
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        /// Interpreter used to create the llama-cpp-python venv.
+        #[arg(long, env = "ASSIST_PYTHON", default_value = "python3")]
+        python: String,
+        /// Measure ours only.
+        #[arg(long)]
+        skip_peer: bool,
+        /// Load our weights as stored (no Q5_0 → Q8_0 re-quantization).
+        #[arg(long)]
+        no_requant: bool,
+    },
+    /// (internal) Run our LLM in this process and print JSON: the child that
+    /// `llm-bench` measures.
+    #[command(hide = true)]
+    LlmRun {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        #[arg(long, default_value_t = 512)]
+        prompt_tokens: usize,
+        #[arg(long, default_value_t = 128)]
+        gen_tokens: usize,
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        #[arg(long)]
+        no_requant: bool,
+    },
     /// Script-suggestion quality: BM25 only, vectors only and hybrid, side by side.
     Retrieval {
         /// Folder with scripts.jsonl and queries.jsonl.
@@ -250,6 +296,45 @@ pub fn main() -> ExitCode {
             precision,
             files,
         } => crate::asr_bench::asr_run(&model, threads, language, prompt, &precision, &files),
+        Command::LlmBench {
+            model,
+            threads,
+            prompt_tokens,
+            gen_tokens,
+            rounds,
+            python,
+            skip_peer,
+            no_requant,
+        } => crate::llm_bench::run(
+            model_dir,
+            &crate::llm_bench::LlmBenchArgs {
+                model,
+                threads,
+                prompt_tokens,
+                gen_tokens,
+                rounds,
+                python,
+                skip_peer,
+                no_requant,
+            },
+            &cli.out,
+        )
+        .map(|_| ()),
+        Command::LlmRun {
+            model,
+            threads,
+            prompt_tokens,
+            gen_tokens,
+            rounds,
+            no_requant,
+        } => crate::llm_bench::llm_run(
+            &model,
+            threads,
+            prompt_tokens,
+            gen_tokens,
+            rounds,
+            no_requant,
+        ),
         Command::Retrieval {
             data,
             bm25_weight,

@@ -16,6 +16,7 @@ pub mod asr;
 pub mod asr_bench;
 pub mod asr_stream;
 pub mod cli;
+pub mod llm_bench;
 pub mod report;
 pub mod retrieval;
 pub mod retrieval_bench;
