@@ -64,6 +64,7 @@ mod generate;
 mod handle;
 mod model;
 mod requant;
+mod stream;
 pub mod tokenizer;
 
 use serde::{Deserialize, Serialize};
@@ -73,7 +74,8 @@ pub use chat::{QWEN_DEFAULT_SYSTEM, format_chatml};
 pub use fake::FakeLlm;
 pub use handle::{ChatStream, LlmHandle};
 pub use model::{Architecture, Llm, LlmInfo, LlmLoadOptions};
-pub use tokenizer::{LlmTokenizer, TokenDecoder};
+pub use stream::TokenDecoder;
+pub use tokenizer::LlmTokenizer;
 
 use crate::Result;
 

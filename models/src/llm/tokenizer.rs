@@ -35,6 +35,7 @@ use tokenizers::processors::byte_level::ByteLevel as ByteLevelProcessor;
 use tokenizers::{AddedToken, PreTokenizerWrapper, SplitDelimiterBehavior, Tokenizer};
 
 use super::chat::{END_OF_TEXT, IM_END, IM_START, turns};
+use super::stream::TokenDecoder;
 use super::{Message, Role};
 use crate::{Error, Result};
 
@@ -416,75 +417,6 @@ impl LlmTokenizer {
     }
 }
 
-/// Turns generated ids into text deltas, holding back bytes of a character
-/// that is not complete yet (a Chinese character or emoji spans several
-/// byte-level tokens).
-#[derive(Debug)]
-pub struct TokenDecoder<'a> {
-    tokenizer: &'a LlmTokenizer,
-    ids: Vec<u32>,
-    /// Start of the window still being decoded.
-    prev: usize,
-    /// Text of `ids[prev..]` already emitted.
-    emitted: String,
-}
-
-impl<'a> TokenDecoder<'a> {
-    pub fn new(tokenizer: &'a LlmTokenizer) -> Self {
-        TokenDecoder {
-            tokenizer,
-            ids: Vec::new(),
-            prev: 0,
-            emitted: String::new(),
-        }
-    }
-
-    /// Add `id`; returns the text it completes (possibly empty).
-    pub fn push(&mut self, id: u32) -> Result<String> {
-        self.ids.push(id);
-        let text = self.tokenizer.decode(&self.ids[self.prev..], true)?;
-        if text.ends_with(char::REPLACEMENT_CHARACTER) {
-            return Ok(String::new());
-        }
-        let delta = match text.strip_prefix(self.emitted.as_str()) {
-            Some(rest) => rest.to_string(),
-            // Not a byte-level tokenizer: decoding a longer window changed
-            // earlier text. Emit what is new after the common prefix.
-            None => {
-                let common = common_prefix_len(&self.emitted, &text);
-                text[common..].to_string()
-            }
-        };
-        // Keep the window short: the next decode starts at this token.
-        self.prev = self.ids.len() - 1;
-        self.emitted = self.tokenizer.decode(&self.ids[self.prev..], true)?;
-        Ok(delta)
-    }
-
-    /// Text still held back (an incomplete character at the very end), as
-    /// replacement characters.
-    pub fn finish(&mut self) -> Result<String> {
-        let text = self.tokenizer.decode(&self.ids[self.prev..], true)?;
-        let common = common_prefix_len(&self.emitted, &text);
-        self.prev = self.ids.len();
-        self.emitted.clear();
-        Ok(text[common..].to_string())
-    }
-
-    /// All ids pushed so far.
-    pub fn ids(&self) -> &[u32] {
-        &self.ids
-    }
-}
-
-fn common_prefix_len(a: &str, b: &str) -> usize {
-    a.char_indices()
-        .zip(b.chars())
-        .find(|((_, ca), cb)| ca != cb)
-        .map(|((i, _), _)| i)
-        .unwrap_or(a.len().min(b.len()))
-}
-
 /// Read the metadata (not the tensors) of a GGUF file.
 pub(crate) fn read_gguf_content(path: &Path) -> Result<gguf_file::Content> {
     let mut file = std::fs::File::open(path).map_err(|e| Error::io("opening GGUF", path, e))?;
@@ -509,7 +441,7 @@ fn string_array<'m>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::llm::format_chatml;
     use gguf_file::Value;
@@ -559,7 +491,7 @@ mod tests {
         }
     }
 
-    fn tiny() -> LlmTokenizer {
+    pub(crate) fn tiny() -> LlmTokenizer {
         LlmTokenizer::from_gguf(&tiny_gguf("qwen2"), Path::new("tiny.gguf")).unwrap()
     }
 
@@ -646,34 +578,6 @@ mod tests {
         let end = ids.iter().position(|&i| i == tok.im_end()).unwrap();
         let body = &ids[1..end];
         assert!(tok.decode(body, false).unwrap().contains(evil));
-    }
-
-    #[test]
-    fn stream_decoder_holds_back_partial_characters() {
-        let tok = tiny();
-        let text = "he你好🎉!";
-        let ids = tok.encode(text, false).unwrap();
-        let mut dec = tok.stream_decoder();
-        let mut deltas = Vec::new();
-        for &id in &ids {
-            deltas.push(dec.push(id).unwrap());
-        }
-        assert!(
-            deltas
-                .iter()
-                .all(|d| !d.contains(char::REPLACEMENT_CHARACTER))
-        );
-        assert_eq!(deltas.concat(), text);
-        assert_eq!(deltas[0], "he");
-        assert_eq!(deltas[1], "");
-        assert_eq!(deltas[3], "你");
-        assert_eq!(dec.finish().unwrap(), "");
-        // A character cut off at the end is only in `finish`.
-        let mut dec = tok.stream_decoder();
-        for &id in &ids[..2] {
-            dec.push(id).unwrap();
-        }
-        assert_eq!(dec.finish().unwrap(), "\u{fffd}");
     }
 
     #[test]
