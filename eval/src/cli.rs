@@ -192,6 +192,25 @@ pub enum Command {
         #[arg(long, default_value_t = 500)]
         queries: usize,
     },
+    /// Alert latency on the real server: risky chat message → alert on the
+    /// SSE stream and on a webhook, p50 / p95 / p99, under concurrent chats.
+    AlertLatency {
+        /// Folder with lexicon.jsonl and conversations.jsonl.
+        #[arg(long, default_value = "eval/data/risk")]
+        data: PathBuf,
+        /// Concurrent simulated conversations (one rep and phone each).
+        #[arg(long, default_value_t = 50)]
+        conversations: usize,
+        /// Shortest think time between a chat's messages, ms.
+        #[arg(long, default_value_t = 500)]
+        think_min_ms: u64,
+        /// Longest think time between a chat's messages, ms.
+        #[arg(long, default_value_t = 3000)]
+        think_max_ms: u64,
+        /// Skip the semantic detector (no embedder needed).
+        #[arg(long)]
+        no_semantic: bool,
+    },
     /// Risk-engine quality: precision / recall / F1 per category for lexicon
     /// only, + pattern detectors, + the semantic detector.
     Risk {
@@ -356,6 +375,21 @@ pub fn main() -> ExitCode {
             sizes,
             queries,
         } => crate::retrieval_bench::run(model_dir, &data, &sizes, queries, &cli.out).map(|_| ()),
+        Command::AlertLatency {
+            data,
+            conversations,
+            think_min_ms,
+            think_max_ms,
+            no_semantic,
+        } => crate::alert_latency::run(
+            model_dir,
+            &data,
+            &cli.out,
+            conversations.max(1),
+            (think_min_ms, think_max_ms.max(think_min_ms)),
+            !no_semantic,
+        )
+        .map(|_| ()),
         Command::Risk {
             data,
             no_semantic,

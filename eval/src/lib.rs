@@ -12,6 +12,7 @@
 //! assert!((r.figures[0].ratio.unwrap() - 1.25).abs() < 1e-9);
 //! ```
 
+pub mod alert_latency;
 pub mod asr;
 pub mod asr_bench;
 pub mod asr_stream;
