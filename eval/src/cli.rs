@@ -211,6 +211,28 @@ pub enum Command {
         #[arg(long)]
         no_semantic: bool,
     },
+    /// Post-call analysis quality (tasks, due dates, risk tags, evidence,
+    /// JSON validity) and end-to-end time on eval/data/analysis: the rules
+    /// alone, the LLM alone and merged.
+    Analysis {
+        /// Model id or role (a GGUF LLM in the store).
+        #[arg(long, default_value = "llm-small")]
+        model: String,
+        /// First N transcripts only.
+        #[arg(long)]
+        limit: Option<usize>,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Folder with transcripts.jsonl.
+        #[arg(long, default_value = "eval/data/analysis")]
+        data: PathBuf,
+        /// Folder with the risk lexicon.jsonl.
+        #[arg(long, default_value = "eval/data/risk")]
+        risk_data: PathBuf,
+        /// Skip the 1-, 5- and 15-minute timing calls.
+        #[arg(long)]
+        no_timing: bool,
+    },
     /// Risk-engine quality: precision / recall / F1 per category for lexicon
     /// only, + pattern detectors, + the semantic detector.
     Risk {
@@ -390,6 +412,25 @@ pub fn main() -> ExitCode {
             !no_semantic,
         )
         .map(|_| ()),
+        Command::Analysis {
+            model,
+            limit,
+            threads,
+            data,
+            risk_data,
+            no_timing,
+        } => crate::analysis::run(
+            model_dir,
+            &crate::analysis::AnalysisArgs {
+                model,
+                limit,
+                threads,
+                data,
+                risk_data,
+                no_timing,
+            },
+            &cli.out,
+        ),
         Command::Risk {
             data,
             no_semantic,

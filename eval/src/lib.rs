@@ -13,6 +13,7 @@
 //! ```
 
 pub mod alert_latency;
+pub mod analysis;
 pub mod asr;
 pub mod asr_bench;
 pub mod asr_stream;
