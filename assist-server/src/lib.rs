@@ -25,6 +25,7 @@
 //! ```
 
 pub mod alerts;
+pub mod analysis;
 pub mod app;
 pub mod auth;
 pub mod calls;
