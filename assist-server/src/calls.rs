@@ -225,6 +225,11 @@ impl TranscribeCalls {
             .map_err(|e| JobFailure::retry(e.to_string()))?;
         drop(_writer);
         let raised = raised.lock().unwrap_or_else(|p| p.into_inner()).take();
+        // Analysis follows the transcript (its own queue; a stop in between
+        // is repaired by `requeue_missing` at startup).
+        if let Err(err) = crate::analyze::enqueue(&self.jobs, &call).await {
+            tracing::warn!(error = %err, call = %call.id, "analysis not queued yet");
+        }
         if let Some(r) = raised {
             r.publish(
                 &self.alerts,

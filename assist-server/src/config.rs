@@ -49,6 +49,41 @@ pub struct Config {
     pub speech: SpeechConfig,
     #[command(flatten)]
     pub alerts: AlertsConfig,
+    #[command(flatten)]
+    pub analysis: AnalysisConfig,
+}
+
+/// `[analysis]`: post-call analysis with the local LLM.
+#[derive(Debug, Clone, Args, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalysisConfig {
+    /// Model (id or role) that analyses calls: `llm` (Qwen2.5-Coder 1.5B),
+    /// `llm-small` (0.5B, faster, weaker) or a registered GGUF. Empty: no LLM,
+    /// deterministic extractors and coaching metrics only.
+    #[arg(
+        long,
+        env = "ASSIST_ANALYSIS_MODEL",
+        default_value = "llm",
+        global = true
+    )]
+    pub analysis_model: String,
+    /// Time zone for relative due dates ("明天下午三点") when a call has no offset.
+    #[arg(
+        long,
+        env = "ASSIST_ANALYSIS_TIME_ZONE",
+        default_value = "Asia/Shanghai",
+        global = true
+    )]
+    pub analysis_time_zone: String,
+}
+
+impl Default for AnalysisConfig {
+    fn default() -> Self {
+        AnalysisConfig {
+            analysis_model: "llm".into(),
+            analysis_time_zone: "Asia/Shanghai".into(),
+        }
+    }
 }
 
 /// `[alerts]`: chats, risk alerts and webhooks.

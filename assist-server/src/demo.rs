@@ -79,7 +79,21 @@ fn error_text(v: &Value) -> String {
 pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
     println!("assist demo — conversation assist for company work phones\n");
 
-    // 1. Models.
+    // 1. Models. The demo analyses with the small LLM (0.5B): a walk-through
+    // should not wait minutes; `assist serve` uses `analysis_model` (1.5B).
+    config.analysis.analysis_model = "llm-small".into();
+    config.models.required_models = config
+        .models
+        .required_models
+        .iter()
+        .map(|r| {
+            if r == "llm" {
+                "llm-small".to_string()
+            } else {
+                r.clone()
+            }
+        })
+        .collect();
     let store = crate::cli::model_store(&config)?;
     if args.skip_fetch {
         println!("[1/7] models: fetch skipped (--skip-fetch)");
@@ -111,6 +125,7 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
     let mut state = AppState::open(&config).await?;
     state.start_search().await?;
     state.start_speech().await?;
+    state.start_llm().await?;
     let listener = if args.keep_serving {
         TcpListener::bind(config.server.listen).await?
     } else {
@@ -717,6 +732,7 @@ async fn recorded_call(client: &Client, rep: &str, manager: &str) -> anyhow::Res
             seg["text"].as_str().unwrap_or("")
         );
     }
+    call_analysis(client, &id, rep).await?;
     let (s, alerts, _) = client
         .call(
             Method::GET,
@@ -745,6 +761,69 @@ async fn recorded_call(client: &Client, rep: &str, manager: &str) -> anyhow::Res
                 .collect::<Vec<_>>()
                 .join("; ")
         }
+    );
+    Ok(())
+}
+
+/// Wait for the call's analysis (LLM + rules) and print it.
+async fn call_analysis(client: &Client, id: &str, rep: &str) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let v = loop {
+        let (s, v, _) = client
+            .call(
+                Method::GET,
+                &format!("/v1/calls/{id}/analysis"),
+                Some(rep),
+                None,
+                &[],
+            )
+            .await?;
+        if s == StatusCode::OK {
+            break v;
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            println!("  GET /v1/calls/{id}/analysis → not ready within 10 minutes");
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let llm = &v["llm"];
+    println!(
+        "  GET /v1/calls/{id}/analysis (rep 张伟) → ready {:.1} s after the transcript; LLM {} ({}), {} prompt + {} generated tokens in {:.1} s",
+        started.elapsed().as_secs_f64(),
+        llm["model"].as_str().unwrap_or("-"),
+        llm["status"].as_str().unwrap_or("-"),
+        llm["prompt_tokens"],
+        llm["generated_tokens"],
+        llm["ms"].as_f64().unwrap_or(0.0) / 1000.0
+    );
+    println!("      summary: {}", v["summary"].as_str().unwrap_or(""));
+    for t in v["tasks"].as_array().cloned().unwrap_or_default() {
+        println!(
+            "      task ({}, {}): {} — due {} «{}»",
+            t["owner"].as_str().unwrap_or(""),
+            t["origin"].as_str().unwrap_or(""),
+            t["title"].as_str().unwrap_or(""),
+            t["due"].as_str().unwrap_or("-"),
+            t["source_quote"].as_str().unwrap_or("")
+        );
+    }
+    for r in v["risk_tags"].as_array().cloned().unwrap_or_default() {
+        println!(
+            "      risk tag ({}): {} «{}»",
+            r["origin"].as_str().unwrap_or(""),
+            r["category"].as_str().unwrap_or(""),
+            r["evidence_quote"].as_str().unwrap_or("")
+        );
+    }
+    let c = &v["coaching"];
+    println!(
+        "      coaching: {}",
+        serde_json::to_string(c)
+            .unwrap_or_default()
+            .chars()
+            .take(300)
+            .collect::<String>()
     );
     Ok(())
 }

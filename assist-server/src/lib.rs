@@ -26,6 +26,7 @@
 
 pub mod alerts;
 pub mod analysis;
+pub mod analyze;
 pub mod app;
 pub mod auth;
 pub mod calls;
@@ -36,10 +37,12 @@ pub mod demo;
 pub mod demo_alerts;
 pub mod error;
 pub mod extract;
+pub mod extractors;
 pub mod guard;
 pub mod http_status;
 pub mod jobs;
 pub mod kb_cli;
+pub mod postcall;
 pub mod readiness;
 pub mod risk;
 pub mod screening;

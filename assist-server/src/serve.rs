@@ -103,6 +103,9 @@ impl Running {
         if let Some(speech) = &self.state.speech {
             speech.shutdown();
         }
+        if let Some(llm) = &self.state.llm {
+            llm.shutdown();
+        }
         self.state.db.close().await;
         served.context("server error")?;
         tracing::info!("stopped");
@@ -170,6 +173,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let mut state = AppState::open(&config).await?;
     state.start_search().await?;
     state.start_speech().await?;
+    state.start_llm().await?;
     let listener = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;

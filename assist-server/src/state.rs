@@ -26,6 +26,9 @@ pub struct AppState {
     /// Speech recognition for calls and `/v1/audio/transcriptions`; `None`
     /// until the Whisper model is loaded (uploads then answer 503 `model_missing`).
     pub speech: Option<crate::speech::SpeechService>,
+    /// The LLM for post-call analysis; `None` when not configured or not
+    /// fetched (analyses then carry the deterministic parts only).
+    pub llm: Option<assist_models::llm::LlmHandle>,
     /// Risk engines per organisation (semantic detector once the embedder is loaded).
     pub screening: crate::screening::Screening,
     /// Wakes alert streams; serialises alert-log writers.
@@ -99,6 +102,37 @@ impl AppState {
         Ok(())
     }
 
+    /// Load the analysis LLM on its owner thread (when configured and in
+    /// the store) and queue analyses that a stop left undone.
+    pub async fn start_llm(&mut self) -> anyhow::Result<()> {
+        let model = self.config.analysis.analysis_model.clone();
+        if !model.is_empty() {
+            match self.models.ready_path(&model) {
+                Ok(dir) => {
+                    let capacity = self.config.models.model_queue_capacity;
+                    let llm = tokio::task::spawn_blocking(move || {
+                        assist_models::llm::LlmHandle::spawn(
+                            assist_models::worker::WorkerConfig::new("llm", capacity),
+                            dir,
+                        )
+                    })
+                    .await??;
+                    self.llm = Some(llm);
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "post-call analysis runs without the LLM until it is fetched");
+                }
+            }
+        }
+        let queued = crate::analyze::requeue_missing(&self.db, &self.jobs)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if queued > 0 {
+            tracing::info!(queued, "transcribed calls without an analysis were queued");
+        }
+        Ok(())
+    }
+
     /// The job handlers this state can run: webhook deliveries always,
     /// transcription once speech is loaded.
     pub fn job_handlers(&self) -> anyhow::Result<Vec<std::sync::Arc<dyn crate::jobs::JobHandler>>> {
@@ -107,6 +141,10 @@ impl AppState {
                 self.db.clone(),
                 &self.config.alerts,
             )?)];
+        handlers.push(std::sync::Arc::new(crate::analyze::AnalyzeCalls {
+            config: self.config.clone(),
+            llm: self.llm.clone(),
+        }));
         if let Some(speech) = &self.speech {
             handlers.push(std::sync::Arc::new(crate::calls::TranscribeCalls {
                 config: self.config.clone(),
@@ -170,6 +208,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             search: None,
             speech: None,
+            llm: None,
             screening: crate::screening::Screening::new(&config.alerts),
             alerts: crate::alerts::AlertHub::default(),
         })

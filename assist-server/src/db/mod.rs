@@ -9,6 +9,7 @@
 //! SQLite is opened in WAL mode with a busy timeout and foreign keys on.
 
 pub mod alerts;
+pub mod analysis;
 pub mod audit;
 pub mod calls;
 pub mod chats;

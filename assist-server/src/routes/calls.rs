@@ -303,7 +303,7 @@ async fn upload(
 }
 
 /// 404 (not 403) for calls the caller may not see, so ids do not leak.
-fn may_see(caller: &Caller, call: &CallRow) -> Result<(), ApiError> {
+pub(crate) fn may_see(caller: &Caller, call: &CallRow) -> Result<(), ApiError> {
     let hidden = || ApiError::not_found(format!("no call `{}`", call.id));
     if call.org_id != caller.org_id() {
         return Err(hidden());

@@ -6,6 +6,7 @@ use crate::state::AppState;
 
 pub mod admin;
 pub mod alerts;
+pub mod analysis;
 pub mod audit;
 pub mod calls;
 pub mod conversations;
@@ -33,4 +34,5 @@ pub fn v1_router(max_import_bytes: usize, max_upload_bytes: usize) -> Router<App
         .merge(alerts::router())
         .merge(webhooks::router())
         .merge(guard::router())
+        .merge(analysis::router())
 }
