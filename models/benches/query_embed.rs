@@ -4,12 +4,19 @@
 //! ```sh
 //! cargo bench -p assist-models --bench query_embed
 //! EMBED_BENCH_COMPUTE=f32,q4_0 EMBED_BENCH_ROUNDS=3 cargo bench -p assist-models --bench query_embed
+//! EMBED_BENCH_COMPUTE=f32:all,f16:all,f32,f16 cargo bench -p assist-models --bench query_embed
 //! ```
 //!
-//! Prints, per compute path, p50 / p95 / p99 of the whole `embed` call, the tokenizer's share,
-//! and CPU milliseconds per query; the paths are measured interleaved (query by query) so a
-//! shared machine's load hits them alike, and the last line is their ratio. Skips (and says so)
-//! when the model is not in `$ASSIST_MODEL_DIR` or `~/.cache/assist/models`.
+//! A path is `default`, `f32`, `f16` or `q4_0`, run as the embedder runs it (queries on its
+//! one-thread pool), or with `:all` to run queries on candle's default threads
+//! ([`Embedder::one_thread_up_to`]`(0)`, what the embedder did before).
+//!
+//! Prints, per path, p50 / p95 / p99 of the whole `embed` call, the tokenizer's share, CPU
+//! milliseconds per query (and how much of it ran on threads other than the caller and the
+//! one-thread pool), CPU time over wall time (1.0: one thread busy); the paths are
+//! measured interleaved (query by query) so a shared machine's load hits them alike, and the
+//! last line is the ratio of the first two. Skips (and says so) when the model is not in
+//! `$ASSIST_MODEL_DIR` or `~/.cache/assist/models`.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -42,13 +49,31 @@ fn texts(file: &str, field: &str) -> Vec<String> {
         .collect()
 }
 
-/// CPU seconds used by this process so far (user + system), on Linux.
-fn cpu_secs() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+/// User + system CPU seconds in a `/proc/.../stat` line.
+fn stat_secs(stat: &str) -> Option<f64> {
     let rest = &stat[stat.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split(' ').collect();
     let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
     Some(ticks / 100.0)
+}
+
+/// CPU seconds used by this process so far, and the part of it used by threads other than
+/// the calling (main) thread and the embedder's one-thread pool (`embed-1t`): rayon's global
+/// pool and candle's barrier pool. Linux only.
+fn cpu_secs() -> Option<(f64, f64)> {
+    let total = stat_secs(&std::fs::read_to_string("/proc/self/stat").ok()?)?;
+    let main = std::process::id().to_string();
+    let mut other = 0.0;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let path = task.path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if task.file_name().to_str() == Some(main.as_str()) || comm.trim() == "embed-1t" {
+            continue;
+        }
+        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
+        other += stat_secs(&stat).unwrap_or(0.0);
+    }
+    Some((total, other))
 }
 
 fn at(sorted: &[f64], q: f64) -> f64 {
@@ -61,6 +86,8 @@ struct Variant {
     ms: Vec<f64>,
     tokenize_ms: Vec<f64>,
     cpu_s: f64,
+    /// CPU seconds on threads other than the caller and the one-thread pool.
+    other_cpu_s: f64,
 }
 
 fn main() {
@@ -77,20 +104,31 @@ fn main() {
         .unwrap_or(2);
     let mut paths: Vec<Variant> = which
         .split(',')
-        .map(|name| {
-            let compute = match name.trim() {
+        .map(|spec| {
+            let spec = spec.trim();
+            let (name, all_threads) = match spec.strip_suffix(":all") {
+                Some(name) => (name, true),
+                None => (spec, false),
+            };
+            let compute = match name {
                 "default" => Compute::default(),
                 "f32" => Compute::F32,
                 "f16" => Compute::F16,
                 "q4_0" => Compute::Quantized,
                 other => panic!("EMBED_BENCH_COMPUTE: unknown `{other}` (default, f32, f16, q4_0)"),
             };
+            let model = Embedder::load_with(&dir, compute).expect("load e5");
             Variant {
-                name: format!("{compute:?}"),
-                model: Embedder::load_with(&dir, compute).expect("load e5"),
+                name: format!("{compute:?}/{}", if all_threads { "all" } else { "1t" }),
+                model: if all_threads {
+                    model.one_thread_up_to(0)
+                } else {
+                    model
+                },
                 ms: Vec::new(),
                 tokenize_ms: Vec::new(),
                 cpu_s: 0.0,
+                other_cpu_s: 0.0,
             }
         })
         .collect();
@@ -121,7 +159,8 @@ fn main() {
                 std::hint::black_box(p.model.embed(&[q.as_str()], EmbedKind::Query).unwrap());
                 p.ms.push(t.elapsed().as_secs_f64() * 1e3);
                 if let (Some(a), Some(b)) = (cpu, cpu_secs()) {
-                    p.cpu_s += b - a;
+                    p.cpu_s += b.0 - a.0;
+                    p.other_cpu_s += b.1 - a.1;
                 }
             }
         }
@@ -138,13 +177,15 @@ fn main() {
         p.tokenize_ms.sort_by(f64::total_cmp);
         let n = p.ms.len() as f64;
         println!(
-            "{}: query embedding p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms (tokenizer p50 {:.3} ms); CPU {:.1} ms/query",
+            "{}: query embedding p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms (tokenizer p50 {:.3} ms); CPU {:.1} ms/query ({:.1} on other threads), CPU/wall {:.2}",
             p.name,
             at(&p.ms, 0.5),
             at(&p.ms, 0.95),
             at(&p.ms, 0.99),
             at(&p.tokenize_ms, 0.5),
             p.cpu_s * 1e3 / n,
+            p.other_cpu_s * 1e3 / n,
+            p.cpu_s * 1e3 / p.ms.iter().sum::<f64>(),
         );
         p50s.push((p.name.clone(), at(&p.ms, 0.5), at(&p.ms, 0.95)));
     }

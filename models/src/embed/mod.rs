@@ -70,6 +70,10 @@ pub const E5S1_FILE_NAME: &str = "e5-small-q4.bin";
 const BATCH: usize = 32;
 /// Padded tokens per forward pass (bounds memory for long passages).
 const BATCH_TOKENS: usize = 8 * 1024;
+/// Forward passes of at most this many padded tokens (a query: ≈ 17) run on
+/// the embedder's one-thread pool; larger ones (passage batches) on candle's
+/// default threads. See [`Embedder::one_thread_up_to`].
+const ONE_THREAD_TOKENS: usize = 56;
 
 /// Whether a text is searched for or searched in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -105,6 +109,12 @@ pub struct Embedder {
     /// Query and passage prefixes, `None` for models trained without them.
     prefixes: Option<(String, String)>,
     name: String,
+    /// A rayon pool of one thread, built once: gemm splits every matmul over
+    /// the *current* rayon pool, and for a short query the split costs more
+    /// than the second core gives (`benches/query_embed.rs`).
+    one_thread: rayon::ThreadPool,
+    /// Largest forward pass (padded tokens) run on `one_thread`.
+    one_thread_tokens: usize,
 }
 
 impl Embedder {
@@ -116,7 +126,7 @@ impl Embedder {
     }
 
     /// [`Embedder::load`] with a choice of compute path for Q4_0 weights
-    /// (dense f32 is the default; f16 and Q4_0 are there to measure against;
+    /// (dense f16 is the default; f32 and Q4_0 are there to measure against;
     /// Hugging Face weights are f32 anyway).
     pub fn load_with(dir: &Path, compute: Compute) -> Result<Self> {
         let e5s1 = dir.join(E5S1_FILE_NAME);
@@ -156,6 +166,14 @@ impl Embedder {
             }
         }
         let prefixes = e5_prefixes.then(|| ("query: ".to_string(), "passage: ".to_string()));
+        let one_thread = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .thread_name(|_| "embed-1t".into())
+            .build()
+            .map_err(|e| Error::Load {
+                model: name.clone(),
+                reason: format!("one-thread pool: {e}"),
+            })?;
         tracing::debug!(model = %name, ?pooling, layers = encoder.config.layers, "embedder loaded");
         Ok(Embedder {
             encoder,
@@ -163,7 +181,31 @@ impl Embedder {
             pooling,
             prefixes,
             name,
+            one_thread,
+            one_thread_tokens: ONE_THREAD_TOKENS,
         })
+    }
+
+    /// Run forward passes of at most `tokens` padded tokens (batch × longest
+    /// text, specials included) on one thread instead of candle's default
+    /// threads; 0 runs everything on the default threads. The default, 56,
+    /// covers a query (≈ 17 tokens) or a few short ones; passage batches stay
+    /// parallel.
+    ///
+    /// Candle 0.11 hands gemm `Parallelism::Rayon(n)` with `n` from
+    /// `RAYON_NUM_THREADS` or the core count, not from the current pool, but
+    /// gemm's work items then run on the current rayon pool, so inside the
+    /// one-thread pool the matmuls run on that one thread (`benches/query_embed.rs`:
+    /// 0.1 ms CPU per query on other threads, against 17–22 ms on rayon's
+    /// global pool without it). Handing the pass to the pool thread costs a
+    /// wake-up: ~1 ms at p50 and ~6 ms at p95 on a machine loaded 6 on 2 cores,
+    /// where the one-thread path's p95 was worse than two threads'. Candle's own barrier pool, which
+    /// splits element-wise ops of ≥ 64 Ki values, ignores rayon pools; for
+    /// e5-small the largest such op is the QKV bias add, `tokens × 1152`
+    /// values, below 64 Ki up to 56 tokens (FFN bias + GELU is our own op).
+    pub fn one_thread_up_to(mut self, tokens: usize) -> Self {
+        self.one_thread_tokens = tokens;
+        self
     }
 
     /// Embed `texts` as queries or passages: one L2-normalised vector each.
@@ -250,7 +292,12 @@ impl Embedder {
             flat.extend(std::iter::repeat_n(pad, seq - ids[i].len()));
             lens.push(ids[i].len());
         }
-        let hidden = self.encoder.forward(&flat, &lens, seq)?;
+        let hidden = if batch.len() * seq <= self.one_thread_tokens {
+            self.one_thread
+                .install(|| self.encoder.forward(&flat, &lens, seq))?
+        } else {
+            self.encoder.forward(&flat, &lens, seq)?
+        };
         Ok(lens
             .iter()
             .enumerate()
