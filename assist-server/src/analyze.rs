@@ -297,12 +297,27 @@ impl AnalyzeCalls {
                 completed_at: None,
             })
             .collect();
+        // The engine's evidence span, verbatim (its snippet adds context and "…").
+        let verbatim = |e: &crate::db::alerts::RiskEventRow| {
+            segments
+                .iter()
+                .find(|s| Some(s.seq) == e.segment_seq)
+                .map(|s| {
+                    s.text
+                        .chars()
+                        .skip(e.char_start.max(0) as usize)
+                        .take((e.char_end - e.char_start).max(0) as usize)
+                        .collect::<String>()
+                })
+                .filter(|q| !q.is_empty())
+                .unwrap_or_else(|| e.snippet.clone())
+        };
         let engine_tags = events
             .iter()
             .filter(|e| e.suppressed.is_none())
             .map(|e| DocRiskTag {
                 category: e.category.clone(),
-                evidence_quote: e.snippet.clone(),
+                evidence_quote: verbatim(e),
                 confidence: e.confidence,
                 origin: "engine".into(),
             })

@@ -329,7 +329,47 @@ pub fn parse_answer(text: &str) -> Option<(LlmAnalysis, bool)> {
             .unwrap_or_else(|| "neutral".into()),
         next_best_action: text_of(get("next_best_action")).unwrap_or_default(),
     };
-    Some((analysis, truncated))
+    Some((drop_placeholders(analysis), truncated))
+}
+
+/// Small models sometimes copy the schema's descriptions instead of
+/// answering; those are not content.
+fn is_placeholder(s: &str) -> bool {
+    let t = s.trim().trim_matches('.').trim().to_lowercase();
+    t.is_empty()
+        || t.starts_with("short action in")
+        || t.starts_with("2-4 sentences in")
+        || t.starts_with("one sentence in")
+        || t.starts_with("how the rep answered")
+        || t.starts_with("exact words")
+        || t.starts_with("the exact words")
+}
+
+fn drop_placeholders(mut a: LlmAnalysis) -> LlmAnalysis {
+    if is_placeholder(&a.summary) {
+        a.summary.clear();
+    }
+    if is_placeholder(&a.next_best_action) {
+        a.next_best_action.clear();
+    }
+    a.customer_needs.retain(|n| !is_placeholder(n));
+    a.objections.retain(|o| !is_placeholder(&o.objection));
+    for o in &mut a.objections {
+        if o.answer.as_deref().is_some_and(is_placeholder) {
+            o.answer = None;
+        }
+    }
+    a.tasks.retain(|t| !is_placeholder(&t.title));
+    for t in &mut a.tasks {
+        if t.source_quote.as_deref().is_some_and(is_placeholder) {
+            t.source_quote = None;
+        }
+        if t.due_text.as_deref().is_some_and(is_placeholder) {
+            t.due_text = None;
+        }
+    }
+    a.risk_tags.retain(|r| !is_placeholder(&r.evidence_quote));
+    a
 }
 
 fn is_noise(c: char) -> bool {
@@ -615,6 +655,19 @@ mod tests {
         let text = "{\"summary\": \"x\", \"objections\": [{\"objection\": \"贵\", \"answer\":";
         let (a, _) = parse_answer(text).unwrap();
         assert_eq!(a.objections[0].answer, None);
+    }
+
+    #[test]
+    fn copied_schema_descriptions_are_not_content() {
+        let (a, _) = parse_answer(
+            "{\"summary\": \"2-4 sentences in English\", \"customer_needs\": [\"...\"], \"tasks\": [{\"title\": \"short action in English\", \"owner\": \"rep\", \"source_quote\": \"\"}, {\"title\": \"Send the quote\", \"owner\": \"rep\", \"source_quote\": \"exact words copied from the transcript\"}], \"next_best_action\": \"one sentence in English\"}",
+        )
+        .unwrap();
+        assert!(a.summary.is_empty() && a.next_best_action.is_empty());
+        assert!(a.customer_needs.is_empty());
+        assert_eq!(a.tasks.len(), 1);
+        assert_eq!(a.tasks[0].title, "Send the quote");
+        assert_eq!(a.tasks[0].source_quote, None);
     }
 
     #[test]

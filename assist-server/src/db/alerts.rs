@@ -245,12 +245,21 @@ fn delivery_row(r: &AnyRow) -> DbResult<DeliveryRow> {
 
 /// Serialise alert-log writers across server nodes sharing one PostgreSQL:
 /// the lock is held until the transaction ends, so `seq` values commit in
-/// order. (SQLite has one writer at a time already.)
+/// order. On SQLite, take the write lock now: a transaction that reads
+/// first and writes later cannot upgrade while another writer is active
+/// ("database is locked"); one that starts by writing waits its turn.
 pub async fn lock_alert_log(tx: &mut Tx, backend: Backend) -> DbResult<()> {
-    if backend == Backend::Postgres {
-        sqlx::query("SELECT pg_advisory_xact_lock(7413062)")
-            .execute(&mut **tx)
-            .await?;
+    match backend {
+        Backend::Postgres => {
+            sqlx::query("SELECT pg_advisory_xact_lock(7413062)")
+                .execute(&mut **tx)
+                .await?;
+        }
+        Backend::Sqlite => {
+            sqlx::query("UPDATE alert_log SET seq = seq WHERE seq = -1")
+                .execute(&mut **tx)
+                .await?;
+        }
     }
     Ok(())
 }

@@ -197,6 +197,8 @@ async fn change(
     visible(&state, &caller, &id).await?;
     let writer = state.alerts.writer().await;
     let mut tx = state.db.pool().begin().await.map_err(ApiError::internal)?;
+    // Write lock first (see `lock_alert_log`), then read.
+    crate::db::alerts::lock_alert_log(&mut tx, state.db.backend()).await?;
     let current = get_alert_tx(&mut tx, &id).await?;
     let allowed = matches!(
         (current.status.as_str(), to),
