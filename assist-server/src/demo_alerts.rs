@@ -144,25 +144,15 @@ pub async fn run(
         )
         .await?;
     for item in &items {
-        let it = state
-            .db
-            .kb_transition(
-                who.org_id,
-                &item.id,
-                item.head_version,
-                assist_knowledge_base::Status::InReview,
-                who.trainer_id,
-                None,
-            )
-            .await?;
         state
             .db
-            .kb_approve(
+            .kb_submit_and_approve(
                 who.org_id,
-                &item.id,
-                it.head_version,
+                item,
+                who.trainer_id,
                 who.reviewer_id,
                 assist_knowledge_base::ReviewPolicy::default(),
+                None,
                 None,
             )
             .await?;

@@ -284,26 +284,13 @@ pub async fn run(db: &Db, cmd: KbCommand, policy: ReviewPolicy) -> anyhow::Resul
                 let bar = progress_bar(pending.len() as u64, "approving");
                 let mut approved = 0;
                 for item in pending {
-                    let mut version = item.head_version;
-                    if item.status == Status::Draft {
-                        let it = db
-                            .kb_transition(
-                                &org.id,
-                                &item.id,
-                                version,
-                                Status::InReview,
-                                &author.id,
-                                Some("imported"),
-                            )
-                            .await?;
-                        version = it.head_version;
-                    }
-                    db.kb_approve(
+                    db.kb_submit_and_approve(
                         &org.id,
-                        &item.id,
-                        version,
+                        &item,
+                        &author.id,
                         &reviewer.id,
                         policy,
+                        Some("imported"),
                         Some("approved on import"),
                     )
                     .await?;

@@ -11,10 +11,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use assist_knowledge_base::Kind;
 use assist_knowledge_base::io::{Format, parse_lexicon};
 use assist_knowledge_base::validate::Limits;
 use assist_knowledge_base::workflow::ReviewPolicy;
-use assist_knowledge_base::{Kind, Status};
 use assist_protocol::Role;
 use assist_server::db::kb::KbContent;
 use assist_server::db::testing;
@@ -70,25 +70,15 @@ async fn with_lexicon(
         .unwrap();
     assert_eq!(items.len(), records.len());
     for item in items {
-        let it = db
-            .kb_transition(
-                &app.org_id,
-                &item.id,
-                item.head_version,
-                Status::InReview,
-                &trainer.id,
-                None,
-            )
-            .await
-            .unwrap();
-        db.kb_approve(
+        db.kb_submit_and_approve(
             &app.org_id,
-            &it.id,
-            it.head_version,
+            &item,
+            &trainer.id,
             &trainer.id,
             ReviewPolicy {
                 allow_self_approval: true,
             },
+            None,
             None,
         )
         .await

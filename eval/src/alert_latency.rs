@@ -158,24 +158,15 @@ async fn run_async(
         )
         .await?
     {
-        let it = db
-            .kb_transition(
-                &org.id,
-                &item.id,
-                item.head_version,
-                assist_knowledge_base::Status::InReview,
-                &trainer.id,
-                None,
-            )
-            .await?;
-        db.kb_approve(
+        db.kb_submit_and_approve(
             &org.id,
-            &item.id,
-            it.head_version,
+            &item,
+            &trainer.id,
             &trainer.id,
             assist_knowledge_base::ReviewPolicy {
                 allow_self_approval: true,
             },
+            None,
             None,
         )
         .await?;

@@ -644,6 +644,37 @@ impl Db {
 }
 
 impl Db {
+    /// Submit `item` if it is a draft, then approve it: what a bulk
+    /// import with approval does per item.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn kb_submit_and_approve(
+        &self,
+        org_id: &str,
+        item: &KbItem,
+        author_id: &str,
+        reviewer_id: &str,
+        policy: ReviewPolicy,
+        submit_note: Option<&str>,
+        approve_note: Option<&str>,
+    ) -> DbResult<(KbItem, Option<ApprovedScript>)> {
+        let mut version = item.head_version;
+        if item.status == Status::Draft {
+            version = self
+                .kb_transition(
+                    org_id,
+                    &item.id,
+                    version,
+                    Status::InReview,
+                    author_id,
+                    submit_note,
+                )
+                .await?
+                .head_version;
+        }
+        self.kb_approve(org_id, &item.id, version, reviewer_id, policy, approve_note)
+            .await
+    }
+
     /// The approved risk-lexicon entries of an organisation, as `(id, content)`.
     pub async fn kb_approved_lexicon(
         &self,
