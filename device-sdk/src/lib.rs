@@ -19,6 +19,27 @@ use std::time::Duration;
 
 pub use assist_protocol as protocol;
 
+mod client;
+mod error;
+mod flush;
+pub mod guard;
+pub mod live;
+pub mod outbox;
+pub mod privacy;
+mod upload;
+mod util;
+
+pub use client::{Client, ClientConfig};
+pub use error::{Error, Result};
+pub use flush::{Background, FlushProgress, FlushReport};
+pub use guard::{Guard, GuardDecision, GuardHit, GuardUpdate};
+pub use live::{LiveEvent, LiveEvents, LiveOptions, LiveSession, LiveSummary};
+pub use outbox::{
+    Enqueued, FullPolicy, ItemKind, NewChat, NewRecording, Outbox, OutboxConfig, OutboxStatus,
+};
+pub use privacy::{Party, Privacy, PrivateItem, Screened};
+pub use util::rfc3339_ms;
+
 /// Exponential backoff with full jitter.
 #[derive(Debug, Clone)]
 pub struct Backoff {
