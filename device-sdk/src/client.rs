@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use assist_protocol::ErrorBody;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -135,14 +136,18 @@ impl Client {
             .bearer_auth(&self.config.token)
     }
 
-    /// Send and decode a JSON answer; any non-2xx is an [`Error::Api`].
+    /// Send and decode a JSON answer; any non-2xx is an [`Error::Api`]. A
+    /// connection cut while the answer is read is [`Error::Unreachable`]; an
+    /// unreadable 2xx answer is reported as a 502 (retryable: every request
+    /// the SDK makes is idempotent, so sending it again is safe).
     pub(crate) async fn call<T: DeserializeOwned>(&self, req: RequestBuilder) -> Result<Answer<T>> {
         let resp = self.send(req).await?;
         let status = resp.status();
-        let body = resp.json::<T>().await.map_err(|e| Error::Api {
-            status: status.as_u16(),
+        let bytes = resp.bytes().await.map_err(|e| self.unreachable(e))?;
+        let body = serde_json::from_slice::<T>(&bytes).map_err(|e| Error::Api {
+            status: 502,
             code: None,
-            message: format!("the answer is not what this SDK expects: {e}"),
+            message: format!("the server's answer ({status}) is not what this SDK expects: {e}"),
             retry_after: None,
         })?;
         Ok(Answer { body })

@@ -448,6 +448,23 @@ impl Outbox {
         Ok(n as u64)
     }
 
+    /// Make every pending item due now and lift the server-wide pause (a
+    /// "send now" button). Dead items stay dead. Returns how many are pending.
+    pub fn make_due_now(&self) -> Result<u64> {
+        let conn = self.conn();
+        conn.execute("DELETE FROM kv WHERE key = 'hold_until'", [])?;
+        let n = conn.execute(
+            "UPDATE items SET next_attempt_at = ?1 WHERE state = 'pending' AND next_attempt_at > ?1",
+            params![now_ms()],
+        )?;
+        let _ = n;
+        Ok(conn.query_row(
+            "SELECT COUNT(*) FROM items WHERE state = 'pending'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
     /// Delete every dead item (counted as dropped, policy `purged_dead`, and
     /// reported to the server). Returns how many.
     pub fn purge_dead(&self) -> Result<u64> {
