@@ -32,6 +32,8 @@ pub const TOKEN: &str = "tok-device-1";
 /// What the next matching request gets instead of a normal answer.
 #[derive(Debug, Clone)]
 pub enum Fault {
+    /// Answer normally (a placeholder to reach a later request).
+    Passthrough,
     /// 503 overloaded with this Retry-After value.
     Overloaded(String),
     /// Process the request, then cut the connection while sending the answer.
@@ -476,11 +478,13 @@ async fn put_upload(
             u.status.offset = b + 1;
         }
         if forget.is_some_and(|n| u.puts == n) && u.status.offset < u.status.size {
-            // Simulated server-side loss of the last chunk: the phone's next
-            // chunk starts after the offset → 409.
-            let keep = a as usize;
-            u.data.truncate(keep);
+            // Simulated server-side loss of this chunk after the answer
+            // named its end: the phone's next chunk starts after the
+            // server's offset → 409.
+            let answered = u.status.clone();
+            u.data.truncate(a as usize);
             u.status.offset = a;
+            return answer(&fault, StatusCode::OK, answered);
         }
     }
     if u.status.offset == u.status.size {
