@@ -1,10 +1,17 @@
 //! Phone-side client of the assist service.
 //!
-//! The Device issue fills this crate (durable outbox, live-session client,
-//! local guard, the `assist-device` simulator). What is here already is the
-//! retry policy every client call follows: retry only on codes the protocol
-//! marks retryable, exponential backoff with full jitter, and `Retry-After`
-//! from the server wins when it is longer.
+//! - [`Outbox`]: the durable SQLite queue of chats, device events and
+//!   recordings, each with its idempotency id from enqueue on.
+//! - [`Client`]: the server connection; [`Client::flush`] delivers the outbox
+//!   (resumable uploads for recordings), [`Client::update_guard`] fetches the
+//!   signed rules, [`Client::spawn_background`] keeps flushing.
+//! - [`Guard`]: the organisation's block rules, checked locally in microseconds.
+//! - [`Privacy`]: personal contacts that never leave the phone (counted only).
+//! - [`LiveSession`]: the `/v1/live` WebSocket client with resume.
+//!
+//! Every retry follows [`Backoff`]: retry only on codes the protocol marks
+//! retryable, exponential backoff with full jitter, and `Retry-After` from the
+//! server wins when it is longer. See README.md for the `assist-device` CLI.
 //!
 //! ```
 //! use assist_device_sdk::Backoff;
