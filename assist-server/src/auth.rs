@@ -80,7 +80,7 @@ impl Caller {
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     let value = headers.get(header::AUTHORIZATION).ok_or_else(|| {
         ApiError::Unauthorized(
             "missing `Authorization: Bearer <token>` header; create a token with `assist admin create-token`"
@@ -114,6 +114,23 @@ impl FromRequestParts<AppState> for Caller {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let secret = bearer(&parts.headers)?;
+        let mut caller = Caller::from_secret(state, secret).await?;
+        let reason = parts
+            .headers
+            .get("x-access-reason")
+            // Reasons are often Chinese: accept any UTF-8, not only ASCII.
+            .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+            .map(|s| s.trim().chars().take(500).collect::<String>())
+            .filter(|s| !s.is_empty());
+        caller.reason = reason;
+        Ok(caller)
+    }
+}
+
+impl Caller {
+    /// Authenticate a token secret (from a header, or a WebSocket's query
+    /// string where a browser or phone API cannot set headers).
+    pub async fn from_secret(state: &AppState, secret: &str) -> Result<Caller, ApiError> {
         let (token, user) = state
             .db
             .lookup_token(secret)
@@ -136,18 +153,11 @@ impl FromRequestParts<AppState> for Caller {
         {
             tracing::warn!(error = %err, "could not record token use");
         }
-        let reason = parts
-            .headers
-            .get("x-access-reason")
-            // Reasons are often Chinese: accept any UTF-8, not only ASCII.
-            .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
-            .map(|s| s.trim().chars().take(500).collect::<String>())
-            .filter(|s| !s.is_empty());
         Ok(Caller {
             user,
             token_id: token.id,
             device_id: token.device_id,
-            reason,
+            reason: None,
         })
     }
 }

@@ -51,6 +51,61 @@ pub struct Config {
     pub alerts: AlertsConfig,
     #[command(flatten)]
     pub analysis: AnalysisConfig,
+    #[command(flatten)]
+    pub live: LiveConfig,
+}
+
+/// `[live]`: live call assist over WebSocket `/v1/live`.
+#[derive(Debug, Clone, Args, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LiveConfig {
+    /// Most live sessions on this node at once (more are closed with 4503).
+    #[arg(
+        long,
+        env = "ASSIST_LIVE_MAX_SESSIONS",
+        default_value_t = 64,
+        global = true
+    )]
+    pub live_max_sessions: usize,
+    /// Audio is read no faster than this multiple of real time.
+    #[arg(
+        long,
+        env = "ASSIST_LIVE_MAX_SPEED",
+        default_value_t = 1.5,
+        global = true
+    )]
+    pub live_max_speed: f64,
+    /// A phone that reads nothing for this long is closed (4408) and may resume.
+    #[arg(
+        long,
+        env = "ASSIST_LIVE_STALL_TIMEOUT_SECS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub live_stall_timeout_secs: u64,
+    /// How long a cut session waits for the phone to resume before it is finished.
+    #[arg(
+        long,
+        env = "ASSIST_LIVE_RESUME_WINDOW_SECS",
+        default_value_t = 60,
+        global = true
+    )]
+    pub live_resume_window_secs: u64,
+    /// Suggestions per customer utterance unless the phone asks otherwise.
+    #[arg(long, env = "ASSIST_LIVE_TOP_K", default_value_t = 3, global = true)]
+    pub live_top_k: usize,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            live_max_sessions: 64,
+            live_max_speed: 1.5,
+            live_stall_timeout_secs: 10,
+            live_resume_window_secs: 60,
+            live_top_k: 3,
+        }
+    }
 }
 
 /// `[analysis]`: post-call analysis with the local LLM.
@@ -568,6 +623,9 @@ impl std::fmt::Debug for Config {
             .field("kb", &self.kb)
             .field("index", &self.index)
             .field("speech", &self.speech)
+            .field("alerts", &self.alerts)
+            .field("analysis", &self.analysis)
+            .field("live", &self.live)
             .finish()
     }
 }

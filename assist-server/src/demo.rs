@@ -43,7 +43,6 @@ impl Client {
         match body {
             Some(Body::Json(v)) => req = req.json(&v),
             Some(Body::Raw(ct, text)) => req = req.header("content-type", ct).body(text),
-            Some(Body::Bytes(ct, bytes)) => req = req.header("content-type", ct).body(bytes),
             None => {}
         }
         let resp = req
@@ -60,7 +59,6 @@ impl Client {
 enum Body {
     Json(Value),
     Raw(&'static str, String),
-    Bytes(String, Vec<u8>),
 }
 
 fn show(label: &str, status: StatusCode, detail: impl std::fmt::Display) {
@@ -430,8 +428,8 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
     )
     .await?;
 
-    // 7. A recorded call from the rep's phone, transcribed per speaker.
-    recorded_call(&client, &rep_t, &manager_t).await?;
+    // 7. A live call from the rep's phone, then its recording transcribed per speaker.
+    recorded_call(&client, &rep_t, &manager_t, &scratch).await?;
 
     if args.keep_serving {
         println!(
@@ -651,49 +649,17 @@ async fn knowledge_base(
 const SAMPLE_CALL: &[u8] = include_bytes!("../../eval/data/calls/sample-call-en.ogg");
 
 /// A multipart body with the recording and its metadata.
-fn call_form(audio: &[u8], metadata: &Value) -> (String, Vec<u8>) {
-    let boundary = format!("assist-demo-{}", uuid::Uuid::new_v4().simple());
-    let mut body = Vec::new();
-    body.extend_from_slice(
-        format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"metadata\"\r\n\r\n{metadata}\r\n\
-             --{boundary}\r\nContent-Disposition: form-data; name=\"audio\"; filename=\"call.ogg\"\r\n\
-             Content-Type: audio/ogg\r\n\r\n"
-        )
-        .as_bytes(),
+async fn recorded_call(
+    client: &Client,
+    rep: &str,
+    manager: &str,
+    scratch: &std::path::Path,
+) -> anyhow::Result<()> {
+    println!(
+        "[7/7] a live call on the rep's work phone (device SDK → WebSocket /v1/live), then its recording:"
     );
-    body.extend_from_slice(audio);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
-async fn recorded_call(client: &Client, rep: &str, manager: &str) -> anyhow::Result<()> {
-    println!("[7/7] a recorded call from the rep's work phone:");
-    let (ct, body) = call_form(
-        SAMPLE_CALL,
-        &json!({"customer_ref": "CRM-20931", "direction": "outbound",
-                "channel_layout": "rep_left", "client_call_id": "demo-call-1"}),
-    );
+    let id = crate::demo_live::run(&client.base, rep, scratch, SAMPLE_CALL).await?;
     let started = Instant::now();
-    let (s, v, _) = client
-        .call(
-            Method::POST,
-            "/v1/calls",
-            Some(rep),
-            Some(Body::Bytes(ct, body)),
-            &[],
-        )
-        .await?;
-    if s != StatusCode::ACCEPTED {
-        show("POST /v1/calls (stereo .ogg, 24 s)", s, error_text(&v));
-        return Ok(());
-    }
-    let id = v["id"].as_str().unwrap_or_default().to_string();
-    show(
-        "POST /v1/calls (stereo .ogg, 24 s, rep left / customer right)",
-        s,
-        format!("{id}, {}", v["status"].as_str().unwrap_or("")),
-    );
     let v = loop {
         let (s, v, _) = client
             .call(

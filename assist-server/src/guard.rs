@@ -24,7 +24,8 @@
 
 use assist_knowledge_base::{LexiconContent, MatchMode, RiskAction};
 use assist_protocol::guard::{
-    ALGORITHM_ED25519, GuardPublicKey, GuardRule, GuardRules, key_id, signed_bytes,
+    ALGORITHM_ED25519, GuardAlternative, GuardPublicKey, GuardRule, GuardRules, key_id,
+    signed_bytes,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -204,8 +205,14 @@ pub fn block_rules(entries: &[(String, LexiconContent)]) -> Vec<GuardRule> {
 }
 
 /// SHA-256 (hex) of a rule list, to tell whether the rule set changed.
-fn rules_digest(rules: &[GuardRule]) -> String {
+fn rules_digest(rules: &[GuardRule], alternatives: &[GuardAlternative]) -> String {
     let mut h = Sha256::new();
+    for a in alternatives {
+        for field in [&a.category, &a.script_id, &a.text] {
+            h.update((field.len() as u64).to_be_bytes());
+            h.update(field.as_bytes());
+        }
+    }
     for r in rules {
         for field in [
             &r.id,
@@ -234,8 +241,13 @@ pub struct Published {
 /// has the same content, otherwise a newly published `latest + 1`. Safe to
 /// call from several nodes at once (the primary key decides who publishes a
 /// version; the others re-read).
-pub async fn publish(db: &Db, org_id: &str, rules: &[GuardRule]) -> DbResult<Published> {
-    let digest = rules_digest(rules);
+pub async fn publish(
+    db: &Db,
+    org_id: &str,
+    rules: &[GuardRule],
+    alternatives: &[GuardAlternative],
+) -> DbResult<Published> {
+    let digest = rules_digest(rules, alternatives);
     for _ in 0..PUBLISH_ATTEMPTS {
         let latest = sqlx::query(
             "SELECT version, rules_sha256, issued_at FROM guard_rule_sets \
@@ -294,15 +306,47 @@ pub async fn publish(db: &Db, org_id: &str, rules: &[GuardRule]) -> DbResult<Pub
 /// `key_id`): enough to compute the [`etag`] once `key_id` is set.
 pub async fn current_rules(db: &Db, org_id: &str) -> DbResult<GuardRules> {
     let rules = block_rules(&approved_lexicon(db, org_id).await?);
-    let published = publish(db, org_id, &rules).await?;
+    let alternatives = alternatives_for(&rules, &db.kb_approved_scripts(Some(org_id)).await?);
+    let published = publish(db, org_id, &rules, &alternatives).await?;
     Ok(GuardRules {
         org_id: org_id.to_string(),
         version: published.version,
         issued_at: rfc3339(published.issued_at),
         key_id: String::new(),
         rules,
+        alternatives,
         signature: String::new(),
     })
+}
+
+/// Tag that makes an approved script the safe alternative shown when a rule
+/// of a category blocks a message: `guard:private_contact`, `guard:side_deal` ….
+pub const ALTERNATIVE_TAG: &str = "guard:";
+
+/// For each category that has rules, the first approved script (by id)
+/// tagged `guard:<category>`.
+pub fn alternatives_for(
+    rules: &[GuardRule],
+    scripts: &[assist_knowledge_base::workflow::ApprovedScript],
+) -> Vec<GuardAlternative> {
+    let mut categories: Vec<&str> = rules.iter().map(|r| r.category.as_str()).collect();
+    categories.sort_unstable();
+    categories.dedup();
+    categories
+        .into_iter()
+        .filter_map(|category| {
+            let tag = format!("{ALTERNATIVE_TAG}{category}");
+            scripts
+                .iter()
+                .filter(|s| s.tags().contains(&tag))
+                .min_by(|a, b| a.id().cmp(b.id()))
+                .map(|s| GuardAlternative {
+                    category: category.to_string(),
+                    script_id: s.id().to_string(),
+                    text: s.body().to_string(),
+                })
+        })
+        .collect()
 }
 
 /// The signed rule document of `org_id`.
@@ -368,15 +412,57 @@ mod tests {
     }
 
     #[test]
+    fn a_script_tagged_for_a_category_is_its_alternative() {
+        use assist_knowledge_base::workflow::restore_approved;
+        use assist_knowledge_base::{Scenario, ScriptContent, Status};
+        let script = |id: &str, tags: &[&str], body: &str| {
+            restore_approved(
+                id,
+                "org",
+                1,
+                Status::Approved,
+                ScriptContent {
+                    title: "t".into(),
+                    body: body.into(),
+                    scenario: Scenario::Trust,
+                    tags: tags.iter().map(|t| t.to_string()).collect(),
+                    products: vec![],
+                    language: Language::Zh,
+                },
+            )
+            .unwrap()
+        };
+        let rules = block_rules(&[(
+            "a".into(),
+            entry("私下", MatchMode::Phrase, RiskAction::Block),
+        )]);
+        let scripts = [
+            script("s2", &["guard:side_deal"], "公司规定所有交易都走对公账户。"),
+            script(
+                "s1",
+                &["guard:side_deal", "trust"],
+                "我们只走公司合同，这样对您更有保障。",
+            ),
+            script("s0", &["guard:private_contact"], "请在企业微信里联系我。"),
+        ];
+        let alts = alternatives_for(&rules, &scripts);
+        assert_eq!(alts.len(), 1);
+        assert_eq!(alts[0].category, "side_deal");
+        assert_eq!(alts[0].script_id, "s1");
+        // Alternatives are part of what makes a new version.
+        assert_ne!(rules_digest(&rules, &alts), rules_digest(&rules, &[]));
+    }
+
+    #[test]
     fn digest_separates_fields() {
         let mut a = block_rules(&[(
             "ab".into(),
             entry("x", MatchMode::Phrase, RiskAction::Block),
         )]);
         let b = a.clone();
-        assert_eq!(rules_digest(&a), rules_digest(&b));
+        assert_eq!(rules_digest(&a, &[]), rules_digest(&b, &[]));
         a[0].id = "a".into();
         a[0].category = format!("b{}", a[0].category);
-        assert_ne!(rules_digest(&a), rules_digest(&b));
+        assert_ne!(rules_digest(&a, &[]), rules_digest(&b, &[]));
     }
 }

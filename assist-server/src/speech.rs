@@ -12,6 +12,8 @@ use assist_models::speech::{LoadOptions, Transcribe, TranscribeOptions, Transcri
 use assist_models::worker::{ModelHandle, WorkerConfig};
 
 use crate::config::Config;
+use assist_models::speech::streaming::{StreamUpdate, StreamingTranscriber};
+
 use crate::db::calls::ChannelLayout;
 use crate::error::ApiError;
 
@@ -79,6 +81,31 @@ impl SpeechService {
             .run(move |asr| transcribe_layout(asr.as_mut(), &audio, layout, &opts))
             .await?;
         Ok(out)
+    }
+
+    /// One step of a live stream on the model's owner thread: push `chunk`
+    /// and decode if enough new audio arrived (or flush all with `finish`).
+    /// The streamer stays with the caller, so a refused job (`Overloaded`)
+    /// loses nothing: the caller keeps the chunk and tries again.
+    pub async fn stream_step(
+        &self,
+        stream: std::sync::Arc<std::sync::Mutex<StreamingTranscriber>>,
+        chunk: Vec<f32>,
+        finish: bool,
+    ) -> Result<StreamUpdate, ApiError> {
+        let update = self
+            .handle
+            .run(move |asr| {
+                let mut s = stream.lock().unwrap_or_else(|p| p.into_inner());
+                if finish {
+                    s.push_audio(&chunk);
+                    s.finish(asr.as_mut())
+                } else {
+                    s.feed(asr.as_mut(), &chunk)
+                }
+            })
+            .await?;
+        Ok(update)
     }
 
     pub fn shutdown(&self) {

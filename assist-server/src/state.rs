@@ -33,6 +33,8 @@ pub struct AppState {
     pub screening: crate::screening::Screening,
     /// Wakes alert streams; serialises alert-log writers.
     pub alerts: crate::alerts::AlertHub,
+    /// Live call-assist sessions on this node.
+    pub live: Arc<crate::live::LiveHub>,
 }
 
 impl AppState {
@@ -211,6 +213,7 @@ impl AppState {
             llm: None,
             screening: crate::screening::Screening::new(&config.alerts),
             alerts: crate::alerts::AlertHub::default(),
+            live: Arc::new(crate::live::LiveHub::default()),
         })
     }
 }

@@ -304,6 +304,8 @@ pub struct Report {
     pub coaching: Value,
     pub risk_tags: std::collections::BTreeMap<String, usize>,
     pub tasks: TaskCounts,
+    /// Live-call suggestions shown and what reps did with them.
+    pub suggestions: SuggestionCounts,
     /// Per rep (team reports only): the same aggregates, no content.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reps: Option<Vec<Value>>,
@@ -317,6 +319,15 @@ pub struct TaskCounts {
     pub overdue: usize,
     /// done / (done + open), 0–1.
     pub completion_rate: f64,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct SuggestionCounts {
+    pub shown: i64,
+    pub used: i64,
+    pub dismissed: i64,
+    /// used / shown, 0–1.
+    pub adoption_rate: f64,
 }
 
 async fn build_report(
@@ -374,6 +385,20 @@ async fn build_report(
     if tasks.open + tasks.done > 0 {
         tasks.completion_rate = tasks.done as f64 / (tasks.open + tasks.done) as f64;
     }
+    let (shown, used, dismissed) = state
+        .db
+        .suggestion_adoption(org_id, rep, team, from, to)
+        .await?;
+    let suggestions = SuggestionCounts {
+        shown,
+        used,
+        dismissed,
+        adoption_rate: if shown > 0 {
+            used as f64 / shown as f64
+        } else {
+            0.0
+        },
+    };
     Ok(Report {
         from: rfc3339(from),
         to: rfc3339(to),
@@ -381,6 +406,7 @@ async fn build_report(
         coaching: aggregate(&metrics),
         risk_tags,
         tasks,
+        suggestions,
         reps: None,
     })
 }

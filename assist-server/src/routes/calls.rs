@@ -143,6 +143,32 @@ async fn upload(
     let (bytes, filename) = audio.ok_or_else(|| {
         ApiError::invalid("no `audio` part: send the recording as multipart field `audio`")
     })?;
+    let header_key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let (view, created) =
+        accept_recording(&state, &caller, meta, header_key, bytes, filename).await?;
+    let code = if created {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((code, axum::Json(view)).into_response())
+}
+
+/// Check, store and queue one recording for transcription: the shared end of
+/// the multipart upload and of resumable uploads. Returns the call and
+/// whether it was created (`false`: the idempotency key found an earlier one).
+pub(crate) async fn accept_recording(
+    state: &AppState,
+    caller: &Caller,
+    meta: CallMetadata,
+    header_key: Option<String>,
+    bytes: axum::body::Bytes,
+    filename: Option<String>,
+) -> Result<(CallView, bool), ApiError> {
+    caller.require(&[Role::Rep, Role::Manager, Role::Admin])?;
     if state.speech.is_none() {
         return Err(ApiError::ModelMissing(format!(
             "speech recognition is off: the model `{}` is not loaded; run `assist models fetch --only {}` and restart",
@@ -212,10 +238,7 @@ async fn upload(
         })?),
     };
     let language = meta.language.as_deref().map(check_language).transpose()?;
-    let idempotency_key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
+    let idempotency_key = header_key
         .or_else(|| meta.client_call_id.clone())
         .map(|k| k.trim().to_string())
         .filter(|k| !k.is_empty());
@@ -237,12 +260,39 @@ async fn upload(
     let decoded = decode_upload(&state.config, bytes.clone()).await?;
     let layout = resolve_layout(meta.channel_layout, decoded.channels.len())?;
 
-    let call_id = format!("call_{}", uuid::Uuid::now_v7().simple());
+    // A live session of this call reserved its id: the recording becomes that
+    // call, so live and post-call alerts of one call are one alert.
+    let reserved = match &idempotency_key {
+        Some(k) => state.db.live_call_id(caller.org_id(), &rep.id, k).await?,
+        None => None,
+    };
+    if let Some(id) = &reserved
+        && let Ok(call) = state.db.get_call(id).await
+    {
+        // Already uploaded: never write over (or delete) its stored audio.
+        let job = match call.job_id {
+            Some(j) => state.jobs.get(j).await.ok(),
+            None => None,
+        };
+        return Ok((CallView::new(call, job.as_ref()), false));
+    }
+    // With a reserved id, two racing retries share the call id: each writes
+    // its own file, so the loser's clean-up cannot delete the winner's audio.
+    let (call_id, file_stem) = match reserved {
+        Some(id) => {
+            let stem = format!("{id}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+            (id, stem)
+        }
+        None => {
+            let id = format!("call_{}", uuid::Uuid::now_v7().simple());
+            (id.clone(), id)
+        }
+    };
     let ext = audio_ext(filename.as_deref(), &decoded.codec);
     let path = audio_path(
         &state.config.storage.data_dir,
         caller.org_id(),
-        &call_id,
+        &file_stem,
         &ext,
     );
     {
@@ -293,13 +343,7 @@ async fn upload(
     let job = state.jobs.get(job_id).await.ok();
     let mut call = call;
     call.job_id = Some(job_id);
-    let view = CallView::new(call, job.as_ref());
-    let code = if created {
-        StatusCode::ACCEPTED
-    } else {
-        StatusCode::OK
-    };
-    Ok((code, axum::Json(view)).into_response())
+    Ok((CallView::new(call, job.as_ref()), created))
 }
 
 /// 404 (not 403) for calls the caller may not see, so ids do not leak.

@@ -10,13 +10,16 @@ pub mod analysis;
 pub mod audit;
 pub mod calls;
 pub mod conversations;
+pub mod device;
 pub mod guard;
 pub mod health;
 pub mod kb;
+pub mod live;
 pub mod me;
 pub mod suggest;
 pub mod teams;
 pub mod transcriptions;
+pub mod uploads;
 pub mod webhooks;
 
 /// Everything under `/v1`.
@@ -35,4 +38,7 @@ pub fn v1_router(max_import_bytes: usize, max_upload_bytes: usize) -> Router<App
         .merge(webhooks::router())
         .merge(guard::router())
         .merge(analysis::router())
+        .merge(device::router())
+        .merge(uploads::router())
+        .merge(live::router())
 }

@@ -92,7 +92,7 @@ fn check_filters(language: &Option<String>, scenario: &Option<String>) -> Result
 }
 
 /// Short utterances lean on the turn before them.
-fn query_text(utterance: &str, last_turns: &[String]) -> String {
+pub(crate) fn query_text(utterance: &str, last_turns: &[String]) -> String {
     let u = utterance.trim();
     if u.chars().filter(|c| c.is_alphanumeric()).count() < 6
         && let Some(prev) = last_turns.last()
@@ -103,7 +103,7 @@ fn query_text(utterance: &str, last_turns: &[String]) -> String {
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn run(
+pub(crate) async fn run(
     state: &AppState,
     caller: &Caller,
     mode: Mode,

@@ -21,6 +21,10 @@
 //!          u32(number of rules)
 //!          for each rule, in document order:
 //!              str(id) str(category) str(severity) str(match_mode) str(pattern) str(language)
+//!          only when `alternatives` is not empty:
+//!          u32(number of alternatives)
+//!          for each alternative, in document order:
+//!              str(category) str(script_id) str(text)
 //!
 //! str(s) = u32(byte length of s as UTF-8) followed by those bytes, exactly as
 //!          decoded from the JSON (no trimming or Unicode normalisation)
@@ -61,6 +65,7 @@
 //!         pattern: "加我微信".into(),
 //!         language: "zh".into(),
 //!     }],
+//!     alternatives: vec![],
 //!     signature: String::new(),
 //! };
 //! let signature = key.sign(&signed_bytes(&doc));
@@ -117,8 +122,22 @@ pub struct GuardRules {
     pub key_id: String,
     /// Sorted by `id`.
     pub rules: Vec<GuardRule>,
+    /// What to say instead: an approved script per category, shown with a
+    /// block or warning. Signed too, so a relay cannot put words in a rep's mouth.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<GuardAlternative>,
     /// Base64 Ed25519 signature of [`signed_bytes`] of this document.
     pub signature: String,
+}
+
+/// A safe, approved thing to say instead of what a rule stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct GuardAlternative {
+    /// The rule category it answers (`side_deal`, `private_contact` …).
+    pub category: String,
+    /// The approved script it comes from.
+    pub script_id: String,
+    pub text: String,
 }
 
 /// The public half of the guard-rules signing key (`GET /v1/guard/public-key`).
@@ -229,6 +248,15 @@ pub fn signed_bytes(doc: &GuardRules) -> Vec<u8> {
         put_str(&mut out, &r.pattern);
         put_str(&mut out, &r.language);
     }
+    if !doc.alternatives.is_empty() {
+        let count = u32::try_from(doc.alternatives.len()).unwrap_or(u32::MAX);
+        out.extend_from_slice(&count.to_be_bytes());
+        for a in &doc.alternatives {
+            put_str(&mut out, &a.category);
+            put_str(&mut out, &a.script_id);
+            put_str(&mut out, &a.text);
+        }
+    }
     out
 }
 
@@ -279,6 +307,7 @@ mod tests {
             issued_at: "2026-11-24T12:00:00.123Z".into(),
             key_id: key_id(&key.verifying_key().to_bytes()),
             rules,
+            alternatives: vec![],
             signature: String::new(),
         };
         doc.signature = STANDARD.encode(key.sign(&signed_bytes(&doc)).to_bytes());
@@ -300,6 +329,7 @@ mod tests {
                 pattern: "私".into(),
                 language: "l".into(),
             }],
+            alternatives: vec![],
             signature: "ignored".into(),
         };
         let mut want = b"assist.guard.rules.v1\0".to_vec();
@@ -314,6 +344,20 @@ mod tests {
         want.extend_from_slice(&[0, 0, 0, 3, 0xe7, 0xa7, 0x81]);
         want.extend_from_slice(&[0, 0, 0, 1, b'l']);
         assert_eq!(signed_bytes(&doc), want);
+
+        // Alternatives follow the rules, and only when there are some.
+        let mut with_alt = doc.clone();
+        with_alt.alternatives = vec![GuardAlternative {
+            category: "c".into(),
+            script_id: "x".into(),
+            text: "y".into(),
+        }];
+        want.extend_from_slice(&[0, 0, 0, 1]);
+        for f in [b"c", b"x", b"y"] {
+            want.extend_from_slice(&[0, 0, 0, 1]);
+            want.extend_from_slice(f);
+        }
+        assert_eq!(signed_bytes(&with_alt), want);
     }
 
     #[test]

@@ -17,8 +17,11 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod device;
 pub mod guard;
 mod identity;
+pub mod live;
+pub mod normalize;
 pub use identity::*;
 
 /// Stable, machine-readable error codes. Adding a variant is an API change;

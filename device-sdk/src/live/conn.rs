@@ -302,12 +302,12 @@ fn resumed(shared: &Shared, ready: &Ready, restarted: bool) -> BTreeMap<u8, u64>
             ring.restart();
             continue;
         }
-        let ms = ready
-            .audio_received_ms
+        let samples = ready
+            .audio_received_samples
             .get(&ch.to_string())
             .copied()
             .unwrap_or(0);
-        let (again, lost) = ring.resume_at(ms * u64::from(SAMPLE_RATE) / 1000);
+        let (again, lost) = ring.resume_at(samples);
         resent.insert(ch, again * 1000 / u64::from(SAMPLE_RATE));
         if lost > 0 {
             gaps.push((ch, lost * 1000 / u64::from(SAMPLE_RATE)));

@@ -9,7 +9,7 @@
 //! [`LiveOptions::ring_seconds`] of audio; the ring *is* the send buffer, so
 //! after a cut connection the task reconnects with backoff, sends
 //! `start{resume:{session_id,last_seq}}`, and resends from what the server
-//! says it holds (`ready.audio_received_ms`). Replayed events are dropped by
+//! says it holds (`ready.audio_received_samples`). Replayed events are dropped by
 //! `seq`. Feedback taps made while disconnected go to the outbox as
 //! `suggestion_feedback` events; taps not acknowledged when the session ends
 //! go there too. A close code the protocol marks non-retryable (or a resume

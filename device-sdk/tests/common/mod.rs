@@ -759,10 +759,10 @@ fn open_session(
     let ready = Ready {
         session_id: id.clone(),
         resumed,
-        audio_received_ms: s
+        audio_received_samples: s
             .audio
             .iter()
-            .map(|(c, a)| (c.to_string(), ms_of(a.len())))
+            .map(|(c, a)| (c.to_string(), (a.len() / 2) as u64))
             .collect(),
         speech: true,
         limits: Limits {
