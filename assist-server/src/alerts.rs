@@ -106,6 +106,16 @@ pub enum Origin {
         start_ms: i64,
         end_ms: i64,
     },
+    /// A final of a live session: stored under the call id the session
+    /// reserved, with `message_id` = `<session id>#<seq>` and no segment
+    /// number (the recording's transcript numbers its own segments).
+    Live {
+        call_id: String,
+        session_id: String,
+        final_seq: i64,
+        start_ms: i64,
+        end_ms: i64,
+    },
 }
 
 /// A risk hit with who said it and where.
@@ -268,6 +278,21 @@ pub async fn raise(
                     None,
                     Some(call_id.clone()),
                     Some(*segment_seq),
+                    Some(*start_ms),
+                    Some(*end_ms),
+                    "call",
+                ),
+                Origin::Live {
+                    call_id,
+                    session_id,
+                    final_seq,
+                    start_ms,
+                    end_ms,
+                } => (
+                    None,
+                    Some(format!("{session_id}#{final_seq}")),
+                    Some(call_id.clone()),
+                    None,
                     Some(*start_ms),
                     Some(*end_ms),
                     "call",

@@ -314,7 +314,9 @@ impl AnalyzeCalls {
         };
         let engine_tags = events
             .iter()
-            .filter(|e| e.suppressed.is_none())
+            // The recording's own findings; a live session's are alerts of
+            // their own (they carry no segment of this transcript).
+            .filter(|e| e.suppressed.is_none() && e.segment_seq.is_some())
             .map(|e| DocRiskTag {
                 category: e.category.clone(),
                 evidence_quote: verbatim(e),

@@ -65,7 +65,7 @@ pub async fn run(
     );
 
     // Two turns as text, as a phone with on-device recognition sends them.
-    session.send_text(Speaker::Customer, "你们这个价格太贵了，别家便宜多了")?;
+    session.send_text(Speaker::Customer, "你们这个价格太贵了，还能再优惠点吗？")?;
     session.send_text(Speaker::Rep, "要不你加我私人微信，返点私下转给你")?;
 
     // The recording, both legs at once, paced by the SDK and the server.

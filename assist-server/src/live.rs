@@ -365,6 +365,20 @@ impl Session {
     }
 }
 
+/// `zh` when a text has more Han characters than Latin letters, else `en`.
+pub fn text_language(text: &str) -> &'static str {
+    let han = text
+        .chars()
+        .filter(|c| ('\u{4e00}'..='\u{9fff}').contains(c) || ('\u{3400}'..='\u{4dbf}').contains(c))
+        .count();
+    let latin = text.chars().filter(|c| c.is_ascii_alphabetic()).count();
+    if han * 2 >= latin && han > 0 {
+        "zh"
+    } else {
+        "en"
+    }
+}
+
 /// One final piece: log it, store it with its suggestions, risk-check it.
 pub async fn on_final(
     state: &AppState,
@@ -403,7 +417,9 @@ pub async fn on_final(
             &session.caller,
             Mode::Hybrid,
             &query,
-            session.start.language.clone(),
+            // The language of what was said, not the recogniser's hint: a
+            // Chinese turn in an English call still wants Chinese scripts.
+            Some(text_language(text).to_string()),
             session.start.product.clone(),
             None,
             session.top_k,
@@ -494,9 +510,10 @@ pub async fn on_final(
     let in_context: Vec<HitInContext> = hits
         .into_iter()
         .map(|hit| HitInContext {
-            origin: Origin::Call {
+            origin: Origin::Live {
                 call_id: session.row.call_id.clone(),
-                segment_seq: final_seq as i64,
+                session_id: session.row.id.clone(),
+                final_seq: final_seq as i64,
                 start_ms: segment.start_ms,
                 end_ms: segment.end_ms,
             },
@@ -659,4 +676,18 @@ pub async fn finish(state: &AppState, slot: &Arc<Mutex<Session>>, reason: &str) 
     drop(s);
     state.live.remove(&id);
     tracing::info!(session = %id, reason, "live session ended");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_language_of_a_turn_follows_its_script() {
+        assert_eq!(text_language("你们这个价格太贵了"), "zh");
+        assert_eq!(text_language("the price is too high"), "en");
+        assert_eq!(text_language("这个CRM多少钱"), "zh");
+        assert_eq!(text_language("is 云客 CRM cheaper than the others"), "en");
+        assert_eq!(text_language("123"), "en");
+    }
 }
