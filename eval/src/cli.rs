@@ -211,6 +211,42 @@ pub enum Command {
         #[arg(long)]
         no_semantic: bool,
     },
+    /// Live call assist on the real server: end of a customer utterance →
+    /// suggestions on the phone over WebSocket /v1/live, p50 / p95 with N
+    /// concurrent simulated calls, and the most calls a node sustains.
+    LiveLatency {
+        /// `audio` (PCM16 per speaker, the server's Whisper transcribes) or
+        /// `text` (text turns from on-device ASR: the server's share alone).
+        #[arg(long, default_value = "audio")]
+        mode: String,
+        /// Concurrent calls per level, comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+        calls: Vec<usize>,
+        /// Audio per call, seconds.
+        #[arg(long, default_value_t = 75.0)]
+        seconds: f64,
+        /// Whisper model (id or role) for audio calls, e.g. whisper-tiny-en.
+        #[arg(long, default_value = "asr")]
+        speech_model: String,
+        /// A level is sustained while its p95 stays within this, ms.
+        #[arg(long, default_value_t = 2000.0)]
+        bound_ms: f64,
+        /// How long a call may take to flush after `end`, seconds.
+        #[arg(long, default_value_t = 45.0)]
+        drain_s: f64,
+        /// Run every level even after one is not sustained.
+        #[arg(long)]
+        full_ladder: bool,
+        /// Folder with scripts.jsonl and queries.jsonl.
+        #[arg(long, default_value = "eval/data/retrieval")]
+        retrieval_data: PathBuf,
+        /// Folder with en.txt and zh.txt (the rep's lines).
+        #[arg(long, default_value = "eval/data/asr")]
+        asr_data: PathBuf,
+        /// Folder with the risk lexicon.jsonl.
+        #[arg(long, default_value = "eval/data/risk")]
+        risk_data: PathBuf,
+    },
     /// Post-call analysis quality (tasks, due dates, risk tags, evidence,
     /// JSON validity) and end-to-end time on eval/data/analysis: the rules
     /// alone, the LLM alone and merged.
@@ -410,6 +446,34 @@ pub fn main() -> ExitCode {
             conversations.max(1),
             (think_min_ms, think_max_ms.max(think_min_ms)),
             !no_semantic,
+        )
+        .map(|_| ()),
+        Command::LiveLatency {
+            mode,
+            calls,
+            seconds,
+            speech_model,
+            bound_ms,
+            drain_s,
+            full_ladder,
+            retrieval_data,
+            asr_data,
+            risk_data,
+        } => crate::live_latency::run(
+            model_dir,
+            &crate::live_latency::LiveArgs {
+                mode,
+                calls: calls.into_iter().map(|n| n.max(1)).collect(),
+                seconds,
+                speech_model,
+                bound_ms,
+                drain_s,
+                full_ladder,
+                retrieval_data,
+                asr_data,
+                risk_data,
+            },
+            &cli.out,
         )
         .map(|_| ()),
         Command::Analysis {

@@ -18,6 +18,7 @@ pub mod asr;
 pub mod asr_bench;
 pub mod asr_stream;
 pub mod cli;
+pub mod live_latency;
 pub mod llm_bench;
 pub mod report;
 pub mod retrieval;
