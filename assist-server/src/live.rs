@@ -43,8 +43,8 @@ use crate::state::AppState;
 use crate::time::now_ms;
 use assist_indexer::retriever::Mode;
 
-/// Events kept per session for replay; a longer call is finished.
-pub const MAX_LOG: usize = 20_000;
+/// Events kept per session for replay before the oldest sent ones go.
+const LOG_KEEP: usize = 10_000;
 /// Audio is given to the streamer in pieces of at least this many samples.
 const MIN_FEED: usize = 4_000;
 /// Customer turns used as context for a short utterance.
@@ -109,6 +109,8 @@ pub struct Session {
     pub ended: bool,
     /// When the last connection went away (for the resume window).
     pub detached_at: Option<Instant>,
+    /// When the phone was last told that audio was skipped.
+    pub skipped_warned: Option<Instant>,
 }
 
 impl LiveHub {
@@ -241,6 +243,7 @@ impl Session {
             generation: 0,
             ended: false,
             detached_at: None,
+            skipped_warned: None,
         }
     }
 
@@ -296,6 +299,14 @@ impl Session {
 
     fn log_event(&mut self, msg: ServerMessage) {
         self.log.push(msg);
+        if self.log.len() > LOG_KEEP {
+            // A very long call: forget the oldest events already sent (a
+            // resume never asks that far back); unsent ones always stay.
+            let sent = self.outlet.as_ref().map_or(0, |o| o.sent_seq);
+            let sent_idx = self.log.partition_point(|m| m.seq().unwrap_or(0) <= sent);
+            let cut = sent_idx.min(self.log.len() - LOG_KEEP / 2);
+            self.log.drain(..cut);
+        }
         if let Some(o) = &self.outlet {
             o.notify.notify_one();
         }
@@ -380,9 +391,12 @@ pub fn text_language(text: &str) -> &'static str {
 }
 
 /// One final piece: log it, store it with its suggestions, risk-check it.
+///
+/// The session is locked only to log: the final goes to the phone before
+/// the search runs, and audio keeps flowing while it does.
 pub async fn on_final(
     state: &AppState,
-    session: &mut Session,
+    slot: &Arc<Mutex<Session>>,
     speaker: Speaker,
     text: &str,
     start_s: f64,
@@ -393,15 +407,34 @@ pub async fn on_final(
     if text.is_empty() {
         return Ok(());
     }
-    let final_seq = session.take_seq();
-    session.finals += 1;
-    session.log_event(ServerMessage::Final(TranscriptPiece {
-        seq: final_seq,
-        speaker,
-        text: text.to_string(),
-        start_s,
-        end_s,
-    }));
+    let (final_seq, query, caller, product, top_k, row) = {
+        let mut session = slot.lock().await;
+        let final_seq = session.take_seq();
+        session.finals += 1;
+        session.log_event(ServerMessage::Final(TranscriptPiece {
+            seq: final_seq,
+            speaker,
+            text: text.to_string(),
+            start_s,
+            end_s,
+        }));
+        let context: Vec<String> = session.customer_turns.iter().cloned().collect();
+        let query = crate::routes::suggest::query_text(text, &context);
+        if speaker != Speaker::Rep {
+            session.customer_turns.push_back(text.to_string());
+            if session.customer_turns.len() > CONTEXT_TURNS {
+                session.customer_turns.pop_front();
+            }
+        }
+        (
+            final_seq,
+            query,
+            session.caller.clone(),
+            session.start.product.clone(),
+            session.top_k,
+            session.row.clone(),
+        )
+    };
     metrics::counter!("assist_live_finals_total").increment(1);
 
     // Suggestions for what the customer said (or anyone, on a mixed channel).
@@ -410,21 +443,20 @@ pub async fn on_final(
         && state.search.is_some()
         && text.chars().filter(|c| c.is_alphanumeric()).count() >= 2;
     if wants {
-        let context: Vec<String> = session.customer_turns.iter().cloned().collect();
-        let query = crate::routes::suggest::query_text(text, &context);
         let found = crate::routes::suggest::run(
             state,
-            &session.caller,
+            &caller,
             Mode::Hybrid,
             &query,
             // The language of what was said, not the recogniser's hint: a
             // Chinese turn in an English call still wants Chinese scripts.
             Some(text_language(text).to_string()),
-            session.start.product.clone(),
+            product,
             None,
-            session.top_k,
+            top_k,
         )
         .await;
+        let mut session = slot.lock().await;
         match found {
             Ok(resp) => {
                 let mut list = Vec::with_capacity(resp.suggestions.len());
@@ -460,18 +492,12 @@ pub async fn on_final(
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, session = %session.row.id, "live suggestion failed");
+                tracing::warn!(error = %e, session = %row.id, "live suggestion failed");
                 session.direct(ServerMessage::Error {
                     code: e.code(),
                     message: format!("no suggestions for this utterance: {e}"),
                 });
             }
-        }
-    }
-    if speaker != Speaker::Rep {
-        session.customer_turns.push_back(text.to_string());
-        if session.customer_turns.len() > CONTEXT_TURNS {
-            session.customer_turns.pop_front();
         }
     }
     let segment = LiveSegmentRow {
@@ -489,7 +515,7 @@ pub async fn on_final(
     };
     state
         .db
-        .insert_live_final(&session.row, &segment, utterance_id, &stored, now_ms())
+        .insert_live_final(&row, &segment, utterance_id, &stored, now_ms())
         .await?;
 
     // Risk: alerts for managers, and the findings for the phone.
@@ -498,10 +524,9 @@ pub async fn on_final(
         Speaker::Customer => SpeakerRole::Customer,
         Speaker::Unknown => SpeakerRole::Unknown,
     };
-    let org_id = session.row.org_id.clone();
     let mut hits = state
         .screening
-        .check_all(&state.db, &org_id, &[(text, role)])
+        .check_all(&state.db, &row.org_id, &[(text, role)])
         .await?;
     let hits = hits.pop().unwrap_or_default();
     if hits.is_empty() {
@@ -511,14 +536,14 @@ pub async fn on_final(
         .into_iter()
         .map(|hit| HitInContext {
             origin: Origin::Live {
-                call_id: session.row.call_id.clone(),
-                session_id: session.row.id.clone(),
+                call_id: row.call_id.clone(),
+                session_id: row.id.clone(),
                 final_seq: final_seq as i64,
                 start_ms: segment.start_ms,
                 end_ms: segment.end_ms,
             },
-            rep_user_id: session.row.rep_user_id.clone(),
-            team_id: session.row.team_id.clone(),
+            rep_user_id: row.rep_user_id.clone(),
+            team_id: row.team_id.clone(),
             speaker: segment.speaker.clone(),
             hit,
         })
@@ -529,13 +554,14 @@ pub async fn on_final(
         &mut tx,
         &state.db,
         &state.config.alerts,
-        &org_id,
+        &row.org_id,
         in_context,
     )
     .await?;
     tx.commit().await.map_err(ApiError::internal)?;
     drop(writer);
     state.publish_alerts(&raised).await;
+    let mut session = slot.lock().await;
     for e in &raised.events {
         let seq = session.take_seq();
         session.risks += 1;
@@ -606,11 +632,12 @@ pub async fn drive_channel(
                 return Err(e);
             }
         };
+        drop(s);
         let speaker = speaker_of(channel);
         for seg in &update.finals {
             on_final(
                 &state,
-                &mut s,
+                &slot,
                 speaker,
                 &seg.text,
                 seg.start_s,
@@ -619,6 +646,7 @@ pub async fn drive_channel(
             )
             .await?;
         }
+        let mut s = slot.lock().await;
         if let Some(p) = &update.partial
             && !p.text.trim().is_empty()
         {

@@ -43,6 +43,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 const TOKEN_CHECK: Duration = Duration::from_secs(5);
 /// Audio a phone may be ahead of real time before reading slows down, seconds.
 const BURST_S: f64 = 2.0;
+/// Audio held per channel for speech recognition that is behind (30 s).
+const MAX_PENDING_SAMPLES: usize = 30 * SAMPLE_RATE as usize;
 /// Messages the writer takes from the session per lock.
 const WRITE_BATCH: usize = 64;
 
@@ -459,8 +461,28 @@ async fn on_audio(
     };
     c.received += samples.len() as u64;
     c.pending.extend_from_slice(&samples);
+    // Speech recognition this far behind: skip the oldest audio rather than
+    // hold it without bound (the uploaded recording has all of it).
+    let skipped = c.pending.len().saturating_sub(MAX_PENDING_SAMPLES);
+    if skipped > 0 {
+        c.pending.drain(..skipped);
+        metrics::counter!("assist_live_audio_skipped_samples_total").increment(skipped as u64);
+    }
     let received_s = c.received as f64 / f64::from(SAMPLE_RATE);
     let run = !c.busy && c.pending.len() >= 4_000;
+    if skipped > 0
+        && s.skipped_warned
+            .is_none_or(|t| t.elapsed() > Duration::from_secs(10))
+    {
+        s.skipped_warned = Some(Instant::now());
+        s.direct(ServerMessage::Error {
+            code: ErrorCode::Overloaded,
+            message: format!(
+                "speech recognition is behind on channel {channel}: {:.1} s of audio skipped live (the uploaded recording keeps it)",
+                skipped as f64 / f64::from(SAMPLE_RATE)
+            ),
+        });
+    }
     drop(s);
     if run {
         let (state, slot) = (state.clone(), Arc::clone(slot));
@@ -515,11 +537,12 @@ async fn on_message(state: &AppState, slot: &Arc<Mutex<Session>>, msg: ClientMes
             } else {
                 speaker
             };
+            drop(s);
             if let Err(e) =
-                on_final(state, &mut s, speaker, &text, 0.0, 0.0, Some(&utterance_id)).await
+                on_final(state, slot, speaker, &text, 0.0, 0.0, Some(&utterance_id)).await
             {
                 tracing::warn!(error = %e, "a live text turn failed");
-                s.direct(ServerMessage::Error {
+                slot.lock().await.direct(ServerMessage::Error {
                     code: e.code(),
                     message: format!("the text turn could not be processed: {e}"),
                 });
