@@ -9,7 +9,7 @@ cd "$tmp"
 say() { espeak-ng -v "$1" -s "$2" -w "$3" "$4"; }
 say en-us 150 r1.wav "Hello, this is Anna from Cloud CRM. I am calling about your trial account."
 say en-us+f3 155 c1.wav "Hi Anna. Honestly, the price is too high for our team of twenty people."
-say en-us 150 r2.wav "I understand. If you pay yearly, each seat costs nineteen hundred and eighty yuan, twenty percent less than monthly."
+say en-us 150 r2.wav "I understand. If you pay yearly, each seat costs nineteen hundred and eighty yuan, twenty percent less than monthly. Between you and me, pay me directly and we keep it off the books."
 say en-us+f3 155 c2.wav "Can you give me a rebate if I sign this week?"
 for f in r1 c1 r2 c2; do sox "$f.wav" -r 8000 -c 1 -b 16 "$f.8k.wav" highpass 300 lowpass 3400; done
 sox -n -r 8000 -c 1 -b 16 gap.wav trim 0 0.6
