@@ -78,6 +78,75 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Remove files a crash left behind (kill -9 between writing a file and
+/// the database row that owns it): stored audio no call points to, and
+/// resumable-upload parts of uploads that are finished or unknown. Only
+/// files older than `min_age` go, so an upload in flight elsewhere is safe.
+/// Returns how many files were removed.
+pub async fn sweep_stray_files(db: &Db, data_dir: &Path, min_age: std::time::Duration) -> usize {
+    let old_enough = |p: &Path| {
+        std::fs::metadata(p)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= min_age)
+    };
+    let files_in = |dir: PathBuf| -> Vec<(String, PathBuf)> {
+        let mut out = Vec::new();
+        for org in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let org_name = org.file_name().to_string_lossy().into_owned();
+            for f in std::fs::read_dir(org.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                out.push((org_name.clone(), f.path()));
+            }
+        }
+        out
+    };
+    let mut removed = 0;
+    for (_, path) in files_in(data_dir.join("audio")) {
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // `call_<id>` or `call_<id>-<suffix>` (a reserved id's own file).
+        let call_id = stem.split('-').next().unwrap_or_default();
+        if !call_id.starts_with("call_") || !old_enough(&path) {
+            continue;
+        }
+        let owned = match db.get_call(call_id).await {
+            Ok(call) => Path::new(&call.audio_path) == path,
+            Err(crate::db::DbError::NotFound(_)) => false,
+            Err(_) => true, // unsure: keep it
+        };
+        if !owned && std::fs::remove_file(&path).is_ok() {
+            tracing::warn!(path = %path.display(), "removed stored audio no call owns (left by a crash)");
+            removed += 1;
+        }
+    }
+    for (org, path) in files_in(data_dir.join("uploads")) {
+        let id = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !old_enough(&path) {
+            continue;
+        }
+        let finished = match db.get_upload(&org, &id).await {
+            Ok(u) => u.state != "receiving",
+            Err(crate::db::DbError::NotFound(_)) => true,
+            Err(_) => false,
+        };
+        if finished && std::fs::remove_file(&path).is_ok() {
+            tracing::warn!(path = %path.display(), "removed the part file of a finished upload");
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// Enqueue (once) the transcription of a call and remember the job.
 pub async fn enqueue_transcription(jobs: &JobQueue, call: &CallRow) -> Result<i64, ApiError> {
     let enq = jobs
@@ -316,6 +385,31 @@ mod tests {
         assert_eq!(audio_ext(Some("x.tar.gz;rm"), "mp3"), "mp3");
         assert_eq!(audio_ext(None, "aac"), "m4a");
         assert_eq!(audio_ext(None, "weird"), "bin");
+    }
+
+    #[tokio::test]
+    async fn files_no_row_owns_are_swept() {
+        let t = crate::db::testing::sqlite().await;
+        let dir = tempfile::tempdir().unwrap();
+        let audio = dir.path().join("audio/org_1");
+        let uploads = dir.path().join("uploads/org_1");
+        std::fs::create_dir_all(&audio).unwrap();
+        std::fs::create_dir_all(&uploads).unwrap();
+        std::fs::write(audio.join("call_gone.wav"), b"x").unwrap();
+        std::fs::write(audio.join("call_gone-1a2b3c4d.wav"), b"x").unwrap();
+        std::fs::write(audio.join("notes.txt"), b"x").unwrap();
+        std::fs::write(uploads.join("upl_gone.part"), b"x").unwrap();
+        // Too young: kept.
+        assert_eq!(
+            sweep_stray_files(&t.db, dir.path(), std::time::Duration::from_secs(3600)).await,
+            0
+        );
+        assert_eq!(
+            sweep_stray_files(&t.db, dir.path(), std::time::Duration::ZERO).await,
+            3
+        );
+        assert!(audio.join("notes.txt").exists());
+        assert!(!uploads.join("upl_gone.part").exists());
     }
 
     #[test]

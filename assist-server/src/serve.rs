@@ -171,6 +171,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let lock = DataDirLock::acquire(&config.storage.data_dir)?;
     tracing::info!(lock = %lock.path().display(), "data directory locked");
     let mut state = AppState::open(&config).await?;
+    let swept = crate::calls::sweep_stray_files(
+        &state.db,
+        &config.storage.data_dir,
+        Duration::from_secs(600),
+    )
+    .await;
+    if swept > 0 {
+        tracing::info!(swept, "files left by a crash were removed");
+    }
     state.start_search().await?;
     state.start_speech().await?;
     state.start_llm().await?;
