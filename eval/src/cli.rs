@@ -191,6 +191,10 @@ pub enum Command {
         /// Queries timed per size.
         #[arg(long, default_value_t = 500)]
         queries: usize,
+        /// Embed queries on candle's default threads (both cores) instead of
+        /// the embedder's one-thread pool (the service's default).
+        #[arg(long)]
+        query_all_threads: bool,
     },
     /// Alert latency on the real server: risky chat message → alert on the
     /// SSE stream and on a webhook, p50 / p95 / p99, under concurrent chats.
@@ -432,7 +436,16 @@ pub fn main() -> ExitCode {
             data,
             sizes,
             queries,
-        } => crate::retrieval_bench::run(model_dir, &data, &sizes, queries, &cli.out).map(|_| ()),
+            query_all_threads,
+        } => crate::retrieval_bench::run(
+            model_dir,
+            &data,
+            &sizes,
+            queries,
+            query_all_threads,
+            &cli.out,
+        )
+        .map(|_| ()),
         Command::AlertLatency {
             data,
             conversations,

@@ -203,6 +203,7 @@ pub fn run(
     data: &Path,
     sizes: &[usize],
     queries_per_size: usize,
+    query_all_threads: bool,
     out: &Path,
 ) -> anyhow::Result<Report> {
     let (base, queries) = crate::retrieval::load(data)?;
@@ -213,6 +214,9 @@ pub fn run(
     )?;
     let dir = store.ready_path("embedder")?;
     let mut embedder = Embedder::load(&dir)?;
+    if query_all_threads {
+        embedder = embedder.one_thread_up_to(0);
+    }
     let dim = embedder.dim();
 
     // Real passage embeddings of the base scripts; their throughput projects the build cost.
