@@ -162,6 +162,42 @@ pub async fn run(
         items.len(),
         started.elapsed().as_secs_f64()
     );
+    // What a blocked rep may say instead: an approved script tagged
+    // `guard:<category>` is signed into the phone's rules.
+    let (s, script) = api
+        .send(
+            reqwest::Method::POST,
+            "/v1/kb/scripts",
+            who.trainer,
+            Some(json!({
+                "title": "合规：只走公司渠道",
+                "body": "为了保障您的权益，沟通和付款都走公司企业微信和对公账户，我不能私下加个人微信，也不能私下给返点。优惠我帮您申请官方活动。",
+                "scenario": "payment", "language": "zh",
+                "tags": ["guard:private_contact", "guard:kickback", "guard:side_deal"]
+            })),
+        )
+        .await?;
+    if let Some(id) = script["id"].as_str() {
+        let item = state.db.kb_get(who.org_id, id).await?;
+        let (_, approved) = state
+            .db
+            .kb_submit_and_approve(
+                who.org_id,
+                &item,
+                who.trainer_id,
+                who.reviewer_id,
+                assist_knowledge_base::ReviewPolicy::default(),
+                None,
+                None,
+            )
+            .await?;
+        if let (Some(search), Some(approved)) = (&state.search, approved) {
+            search.index(vec![approved]).await?;
+        }
+    }
+    println!(
+        "  POST /v1/kb/scripts (trainer 陈静, tagged guard:private_contact/kickback/side_deal) → {s}, approved by 孙悦"
+    );
 
     let (url, mut hooks) = receiver().await?;
     let (s, hook) = api
@@ -336,8 +372,9 @@ pub async fn run(
         .send(reqwest::Method::GET, "/v1/guard/rules", who.rep, None)
         .await?;
     println!(
-        "  GET /v1/guard/rules (rep's phone) → {s}: {} block rules, version {}, signed by key {}",
+        "  GET /v1/guard/rules (rep's phone) → {s}: {} block rules, {} safe alternatives, version {}, signed by key {}",
         v["rules"].as_array().map(Vec::len).unwrap_or(0),
+        v["alternatives"].as_array().map(Vec::len).unwrap_or(0),
         v["version"],
         v["key_id"].as_str().unwrap_or("")
     );
