@@ -28,20 +28,16 @@ pub(crate) fn new_id(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::now_v7().simple())
 }
 
-/// Ids the phone chooses: 1–200 characters of letters, digits and `-_.:`
-/// (the strictest of the server's checks).
+/// Ids the phone chooses: [`assist_protocol::is_valid_client_id`], the
+/// rule the server checks.
 pub(crate) fn check_client_id(what: &str, id: &str) -> crate::Result<()> {
-    let ok = !id.is_empty()
-        && id.len() <= 200
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
-    if ok {
+    if assist_protocol::is_valid_client_id(id) {
         Ok(())
     } else {
         Err(crate::Error::Invalid(format!(
-            "{what} `{}` must be 1–200 characters of letters, digits and - _ . :",
-            id.chars().take(64).collect::<String>()
+            "{what} `{}` must be {}",
+            id.chars().take(64).collect::<String>(),
+            assist_protocol::CLIENT_ID_RULE
         )))
     }
 }

@@ -36,19 +36,15 @@ pub(crate) fn device_of(caller: &Caller) -> Result<String, ApiError> {
     })
 }
 
-/// Ids the phone chooses: 1–200 characters of letters, digits and `-_.:`.
+/// Ids the phone chooses must pass [`assist_protocol::is_valid_client_id`].
 pub(crate) fn check_client_id(what: &str, id: &str) -> Result<(), ApiError> {
-    let ok = !id.is_empty()
-        && id.len() <= 200
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
-    if ok {
+    if assist_protocol::is_valid_client_id(id) {
         Ok(())
     } else {
         Err(ApiError::invalid(format!(
-            "{what} `{}` must be 1–200 characters of letters, digits and - _ . :",
-            id.chars().take(64).collect::<String>()
+            "{what} `{}` must be {}",
+            id.chars().take(64).collect::<String>(),
+            assist_protocol::CLIENT_ID_RULE
         )))
     }
 }

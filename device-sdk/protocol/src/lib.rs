@@ -107,6 +107,21 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
+/// Whether an id the phone chooses (`client_message_id`, `event_id`,
+/// `upload_key`, `client_call_id`, `utterance_id`, `feedback_id`) is
+/// acceptable: 1–200 characters of ASCII letters, digits and `-_.:`.
+/// The server refuses others with [`ErrorCode::InvalidRequest`].
+pub fn is_valid_client_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 200
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+}
+
+/// What [`is_valid_client_id`] asks for, for error messages.
+pub const CLIENT_ID_RULE: &str = "1–200 characters of letters, digits and - _ . :";
+
 /// The JSON body of every failed request: `{"code": "...", "message": "..."}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
