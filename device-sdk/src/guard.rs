@@ -27,7 +27,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use assist_protocol::Me;
 use assist_protocol::device::DeviceEventKind;
 use assist_protocol::guard::{GuardAlternative, GuardPublicKey, GuardRule, GuardRules, verify};
-use assist_protocol::normalize::{Normalized, View, is_latin_alnum, normalize};
+use assist_protocol::normalize::{Normalized, View, is_latin_alnum, normalize, word_bounded};
 use regex::{Regex, RegexBuilder};
 use reqwest::Method;
 use reqwest::header::{ETAG, IF_NONE_MATCH};
@@ -38,8 +38,6 @@ use crate::{Client, Error, Outbox, Result};
 
 /// Largest compiled size of one rule's regex (as on the server).
 const REGEX_SIZE_LIMIT: usize = 2 * 1024 * 1024;
-/// Inflections allowed after a Latin phrase (as on the server).
-const SUFFIXES: &[&str] = &["s", "es", "ed", "d", "ing"];
 
 const KV_KEY: &str = "guard.public_key";
 const KV_ORG: &str = "guard.org_id";
@@ -472,29 +470,6 @@ fn compile(doc: GuardRules) -> Compiled {
         needs_spaced,
         skipped,
     }
-}
-
-/// A Latin phrase must not start or end inside a word of the original text
-/// (the server's rule, verbatim).
-fn word_bounded(
-    original: &[char],
-    start: usize,
-    end: usize,
-    latin_start: bool,
-    latin_end: bool,
-) -> bool {
-    if latin_start && start > 0 && is_latin_alnum(original[start - 1]) {
-        return false;
-    }
-    if latin_end && end < original.len() && is_latin_alnum(original[end]) {
-        let tail: String = original[end..]
-            .iter()
-            .take_while(|c| is_latin_alnum(**c))
-            .collect::<String>()
-            .to_ascii_lowercase();
-        return SUFFIXES.contains(&tail.as_str());
-    }
-    true
 }
 
 #[cfg(test)]

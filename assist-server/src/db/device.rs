@@ -83,6 +83,19 @@ pub struct UploadRow {
 const SESSION_COLUMNS: &str = "id, org_id, rep_user_id, team_id, device_id, client_call_id, call_id, language, audio_layout, started_at, ended_at, end_reason";
 const UPLOAD_COLUMNS: &str = "id, org_id, user_id, device_id, upload_key, size, sha256, filename, metadata, received, state, call_id, error";
 
+/// Suggestions shown, used and dismissed, over whatever rows are selected.
+const ADOPTION_COLUMNS: &str = "COUNT(*) AS shown, \
+     COALESCE(SUM(CASE WHEN feedback = 'used' THEN 1 ELSE 0 END), 0) AS used, \
+     COALESCE(SUM(CASE WHEN feedback = 'dismissed' THEN 1 ELSE 0 END), 0) AS dismissed";
+
+fn adoption_row(r: &AnyRow) -> DbResult<(i64, i64, i64)> {
+    Ok((
+        r.try_get("shown")?,
+        r.try_get("used")?,
+        r.try_get("dismissed")?,
+    ))
+}
+
 fn session_row(r: &AnyRow) -> DbResult<LiveSessionRow> {
     Ok(LiveSessionRow {
         id: r.try_get("id")?,
@@ -380,20 +393,13 @@ impl Db {
 
     /// Suggestions shown in a session and how many were used / dismissed.
     pub async fn live_suggestion_counts(&self, session_id: &str) -> DbResult<(i64, i64, i64)> {
-        let r = sqlx::query(
-            "SELECT COUNT(*) AS shown, \
-             COALESCE(SUM(CASE WHEN feedback = 'used' THEN 1 ELSE 0 END), 0) AS used, \
-             COALESCE(SUM(CASE WHEN feedback = 'dismissed' THEN 1 ELSE 0 END), 0) AS dismissed \
-             FROM live_suggestions WHERE session_id = $1",
-        )
+        let r = sqlx::query(&format!(
+            "SELECT {ADOPTION_COLUMNS} FROM live_suggestions WHERE session_id = $1"
+        ))
         .bind(session_id)
         .fetch_one(self.pool())
         .await?;
-        Ok((
-            r.try_get("shown")?,
-            r.try_get("used")?,
-            r.try_get("dismissed")?,
-        ))
+        adoption_row(&r)
     }
 
     /// Live suggestions shown in `[from, to)` to a rep or a team (or the
@@ -406,13 +412,11 @@ impl Db {
         from: i64,
         to: i64,
     ) -> DbResult<(i64, i64, i64)> {
-        let r = sqlx::query(
-            "SELECT COUNT(*) AS shown, \
-             COALESCE(SUM(CASE WHEN feedback = 'used' THEN 1 ELSE 0 END), 0) AS used, \
-             COALESCE(SUM(CASE WHEN feedback = 'dismissed' THEN 1 ELSE 0 END), 0) AS dismissed \
-             FROM live_suggestions WHERE org_id = $1 AND created_at >= $2 AND created_at < $3 \
-             AND ($4 = '' OR rep_user_id = $4) AND ($5 = '' OR team_id = $5)",
-        )
+        let r = sqlx::query(&format!(
+            "SELECT {ADOPTION_COLUMNS} FROM live_suggestions \
+             WHERE org_id = $1 AND created_at >= $2 AND created_at < $3 \
+             AND ($4 = '' OR rep_user_id = $4) AND ($5 = '' OR team_id = $5)"
+        ))
         .bind(org_id)
         .bind(from)
         .bind(to)
@@ -420,11 +424,7 @@ impl Db {
         .bind(team.unwrap_or(""))
         .fetch_one(self.pool())
         .await?;
-        Ok((
-            r.try_get("shown")?,
-            r.try_get("used")?,
-            r.try_get("dismissed")?,
-        ))
+        adoption_row(&r)
     }
 
     pub async fn end_live_session(&self, id: &str, reason: &str, now: i64) -> DbResult<()> {

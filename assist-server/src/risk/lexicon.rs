@@ -10,7 +10,7 @@ use assist_knowledge_base::{
 };
 use regex::{Regex, RegexBuilder};
 
-use super::normalize::{Normalized, View, is_latin_alnum, normalize};
+use super::normalize::{Normalized, View, is_latin_alnum, normalize, word_bounded};
 use super::{Candidate, Detector, RiskError};
 
 /// Largest compiled size of one lexicon regex (the `regex` default is 10 MiB).
@@ -175,29 +175,4 @@ impl Lexicon {
             customer_exempt: false,
         }
     }
-}
-
-/// Inflections allowed after a Latin phrase ("kickback" matches "kickbacks").
-const SUFFIXES: &[&str] = &["s", "es", "ed", "d", "ing"];
-
-/// A Latin phrase must not start or end inside a word of the original text.
-fn word_bounded(
-    original: &[char],
-    start: usize,
-    end: usize,
-    latin_start: bool,
-    latin_end: bool,
-) -> bool {
-    if latin_start && start > 0 && is_latin_alnum(original[start - 1]) {
-        return false;
-    }
-    if latin_end && end < original.len() && is_latin_alnum(original[end]) {
-        let tail: String = original[end..]
-            .iter()
-            .take_while(|c| is_latin_alnum(**c))
-            .collect::<String>()
-            .to_ascii_lowercase();
-        return SUFFIXES.contains(&tail.as_str());
-    }
-    true
 }

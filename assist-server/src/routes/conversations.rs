@@ -113,17 +113,13 @@ pub struct BatchResult {
 }
 
 fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
-    let ok = !id.is_empty()
-        && id.len() <= 200
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.:@+=/".contains(c));
-    if ok {
+    if assist_protocol::is_valid_conversation_id(id) {
         Ok(())
     } else {
         Err(ApiError::invalid(format!(
-            "{what} `{}` must be 1–200 characters of letters, digits and - _ . : @ + = /",
-            id.chars().take(64).collect::<String>()
+            "{what} `{}` must be {}",
+            id.chars().take(64).collect::<String>(),
+            assist_protocol::CONVERSATION_ID_RULE
         )))
     }
 }

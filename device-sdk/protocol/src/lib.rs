@@ -122,6 +122,20 @@ pub fn is_valid_client_id(id: &str) -> bool {
 /// What [`is_valid_client_id`] asks for, for error messages.
 pub const CLIENT_ID_RULE: &str = "1–200 characters of letters, digits and - _ . :";
 
+/// Whether a chat's conversation id (chosen by the phone, the chat thread it
+/// captured) is acceptable: 1–200 characters of ASCII letters, digits and
+/// `-_.:@+=/`. The chat route also accepts message ids by this rule.
+pub fn is_valid_conversation_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 200
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:@+=/".contains(c))
+}
+
+/// What [`is_valid_conversation_id`] asks for, for error messages.
+pub const CONVERSATION_ID_RULE: &str = "1–200 characters of letters, digits and - _ . : @ + = /";
+
 /// The JSON body of every failed request: `{"code": "...", "message": "..."}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {

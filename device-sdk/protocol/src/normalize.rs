@@ -296,6 +296,35 @@ pub fn is_latin_alnum(c: char) -> bool {
     c.is_ascii_alphanumeric()
 }
 
+/// Inflections allowed after a Latin phrase ("kickback" matches "kickbacks").
+pub const LATIN_SUFFIXES: &[&str] = &["s", "es", "ed", "d", "ing"];
+
+/// Whether a phrase match at `[start, end)` of `original` (characters)
+/// respects word boundaries: a phrase starting (`latin_start`) or ending
+/// (`latin_end`) with a Latin letter or digit must not start inside a word,
+/// and may run on only into one of [`LATIN_SUFFIXES`]. The server's lexicon
+/// and the phone's guard both decide phrase matches with this.
+pub fn word_bounded(
+    original: &[char],
+    start: usize,
+    end: usize,
+    latin_start: bool,
+    latin_end: bool,
+) -> bool {
+    if latin_start && start > 0 && is_latin_alnum(original[start - 1]) {
+        return false;
+    }
+    if latin_end && end < original.len() && is_latin_alnum(original[end]) {
+        let tail: String = original[end..]
+            .iter()
+            .take_while(|c| is_latin_alnum(**c))
+            .collect::<String>()
+            .to_ascii_lowercase();
+        return LATIN_SUFFIXES.contains(&tail.as_str());
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

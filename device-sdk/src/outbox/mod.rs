@@ -715,17 +715,13 @@ impl Outbox {
 
 /// Conversation ids as the chat route accepts them.
 fn check_conversation_id(id: &str) -> Result<()> {
-    let ok = !id.is_empty()
-        && id.len() <= 200
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.:@+=/".contains(c));
-    if ok {
+    if assist_protocol::is_valid_conversation_id(id) {
         Ok(())
     } else {
         Err(Error::Invalid(format!(
-            "the conversation id `{}` must be 1–200 characters of letters, digits and - _ . : @ + = /",
-            id.chars().take(64).collect::<String>()
+            "the conversation id `{}` must be {}",
+            id.chars().take(64).collect::<String>(),
+            assist_protocol::CONVERSATION_ID_RULE
         )))
     }
 }
