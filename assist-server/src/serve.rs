@@ -171,14 +171,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let lock = DataDirLock::acquire(&config.storage.data_dir)?;
     tracing::info!(lock = %lock.path().display(), "data directory locked");
     let mut state = AppState::open(&config).await?;
-    let swept = crate::calls::sweep_stray_files(
-        &state.db,
-        &config.storage.data_dir,
-        Duration::from_secs(600),
-    )
-    .await;
-    if swept > 0 {
-        tracing::info!(swept, "files left by a crash were removed");
+    // One database lookup per stored file: in the background, so a data
+    // directory with many recordings does not hold up startup.
+    {
+        let (db, data_dir) = (state.db.clone(), config.storage.data_dir.clone());
+        tokio::spawn(async move {
+            let swept =
+                crate::calls::sweep_stray_files(&db, &data_dir, Duration::from_secs(600)).await;
+            if swept > 0 {
+                tracing::info!(swept, "files left by a crash were removed");
+            }
+        });
     }
     state.start_search().await?;
     state.start_speech().await?;
