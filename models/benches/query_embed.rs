@@ -7,7 +7,7 @@
 //! EMBED_BENCH_COMPUTE=f32:all,f16:all,f32,f16 cargo bench -p assist-models --bench query_embed
 //! ```
 //!
-//! A path is `default`, `f32`, `f16` or `q4_0`, run as the embedder runs it (queries on its
+//! A path is `default`, `sgemm`, `f32`, `f16` or `q4_0`, run as the embedder runs it (queries on its
 //! one-thread pool), or with `:all` to run queries on candle's default threads
 //! ([`Embedder::one_thread_up_to`]`(0)`, what the embedder did before).
 //!
@@ -115,7 +115,10 @@ fn main() {
                 "f32" => Compute::F32,
                 "f16" => Compute::F16,
                 "q4_0" => Compute::Quantized,
-                other => panic!("EMBED_BENCH_COMPUTE: unknown `{other}` (default, f32, f16, q4_0)"),
+                "sgemm" => Compute::Sgemm,
+                other => panic!(
+                    "EMBED_BENCH_COMPUTE: unknown `{other}` (default, f32, f16, q4_0, sgemm)"
+                ),
             };
             let model = Embedder::load_with(&dir, compute).expect("load e5");
             Variant {

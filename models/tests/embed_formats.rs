@@ -320,6 +320,16 @@ fn e5s1_and_hf_layouts_give_the_same_vectors() {
         }
     }
 
+    // The default path (f32 sgemm split over threads) and candle's f16 gemm
+    // agree with candle's f32 gemm.
+    for compute in [Compute::Sgemm, Compute::F16] {
+        let mut m = Embedder::load_with(&e5, compute).unwrap();
+        for (i, (a, b)) in embed_all(&mut m).iter().zip(&reference).enumerate() {
+            let c = cosine(a, b);
+            assert!(c > 0.9999, "{compute:?} text {i}: cosine {c}");
+        }
+    }
+
     // Q4_0 × Q8_0 matmuls quantise activations: close, not equal.
     let mut q = Embedder::load_with(&e5, Compute::Quantized).unwrap();
     for (i, (a, b)) in embed_all(&mut q).iter().zip(&reference).enumerate() {

@@ -1,10 +1,12 @@
 //! A BERT-family encoder (BERT, XLM-RoBERTa) on candle, shared by every
 //! embedder layout.
 //!
-//! Linear layers are dense f16 (the default, [`Compute::F16`]: Q4_0 weights
-//! from an `E5S1` file are dequantised once at load and stored transposed for
-//! gemm), dense f32 ([`Compute::F32`]) or candle `QMatMul`s over the Q4_0
-//! blocks ([`Compute::Quantized`]). Hugging Face weights stay f32.
+//! Linear layers are dense f32 run by matrixmultiply's sgemm split over two
+//! threads (the default, [`Compute::Sgemm`]: Q4_0 weights from an `E5S1`
+//! file are dequantised once at load and stored transposed), dense f16 or
+//! f32 through candle's gemm ([`Compute::F16`], [`Compute::F32`]) or candle
+//! `QMatMul`s over the Q4_0 blocks ([`Compute::Quantized`]). Hugging Face
+//! weights are f32 and take the default path.
 //! Bias + GELU and bias + residual + layer norm run as fused custom ops
 //! ([`super::ops`]). Word embeddings stay in their stored form (Q4_0 for
 //! `E5S1`: 54 MB instead of 384 MB) and only the rows of the tokens being
@@ -48,6 +50,10 @@ enum MatWeight {
     /// Dense f32 stored transposed, `[in, out]` contiguous, so `x · w` needs
     /// no repacking of a strided right-hand side.
     Dense(Tensor),
+    /// Dense f32 `[in, out]` run by matrixmultiply's sgemm (through ndarray),
+    /// its output columns split in two halves computed at once when the
+    /// current rayon pool has a second thread.
+    Sgemm(ndarray::Array2<f32>),
     /// Dense f16, transposed like [`MatWeight::Dense`]; the activations are
     /// rounded to f16 on the way in and the product widened to f32 on the way
     /// out (gemm accumulates in f32).
@@ -60,8 +66,60 @@ impl MatWeight {
             MatWeight::Quantized(w) => w.forward(x),
             MatWeight::Dense(wt) => x.matmul(wt),
             MatWeight::DenseF16(wt) => x.to_dtype(DType::F16)?.matmul(wt)?.to_dtype(DType::F32),
+            MatWeight::Sgemm(w) => sgemm(x, w),
         }
     }
+}
+
+/// `x · w` for a `[rows, in]` tensor and an `[in, out]` matrix, the output
+/// columns split into one part per thread of candle's barrier pool (workers
+/// that spin briefly before sleeping, so 48 short matmuls in a row do not pay
+/// a wake-up each). Each part reads only its share of the weights, which
+/// splits a short query evenly where gemm's own splitting does not
+/// (`benches/query_embed.rs`).
+fn sgemm(x: &Tensor, w: &ndarray::Array2<f32>) -> CResult<Tensor> {
+    use ndarray::{Axis, linalg::general_mat_mul, s};
+    let (rows, inp) = x.dims2()?;
+    let out = w.ncols();
+    if inp != w.nrows() {
+        candle_core::bail!(
+            "sgemm: input has {inp} columns, the weight {} rows",
+            w.nrows()
+        );
+    }
+    let xs = x.flatten_all()?.to_vec1::<f32>()?;
+    let xv = ndarray::ArrayView2::from_shape((rows, inp), &xs)
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    let mut y = ndarray::Array2::<f32>::zeros((rows, out));
+    let pool = candle_core::utils::barrier_pool();
+    let parts = pool.n_workers() + 1;
+    // Parts on multiples of 16 columns keep matrixmultiply's packed panels whole.
+    let step = out.div_ceil(parts).next_multiple_of(16);
+    if parts > 1 && step < out {
+        let mut views = Vec::with_capacity(parts);
+        let mut rest = y.view_mut();
+        let mut start = 0;
+        while start < out {
+            let take = step.min(out - start);
+            let (part, tail) = rest.split_at(Axis(1), take);
+            views.push(std::sync::Mutex::new((start, part)));
+            rest = tail;
+            start += take;
+        }
+        pool.execute(|tid| {
+            if let Some(view) = views.get(tid) {
+                let mut guard = view.lock().unwrap_or_else(|p| p.into_inner());
+                let (start, part) = &mut *guard;
+                let cols = part.ncols();
+                general_mat_mul(1.0, &xv, &w.slice(s![.., *start..*start + cols]), 0.0, part);
+            }
+        });
+    } else {
+        general_mat_mul(1.0, &xv, w, 0.0, &mut y);
+    }
+    let (data, offset) = y.into_raw_vec_and_offset();
+    debug_assert_eq!(offset.unwrap_or(0), 0);
+    Tensor::from_vec(data, (rows, out), x.device())
 }
 
 struct Layer {
@@ -150,12 +208,22 @@ pub enum Compute {
     F32,
     /// Weights dequantised to f16 once at load (43 MB); activations rounded
     /// to f16 at each matmul, accumulation in f32 (cosine with the reference
-    /// reader ≥ 0.9999). The default: a query costs 10–16 % less CPU and
+    /// reader ≥ 0.9999). The previous default: a query costs 10–16 % less CPU and
     /// its p50 is 1.15–1.2× better than f32, on the embedder's one-thread pool
     /// and on candle's two threads alike (`benches/query_embed.rs`, load 5–7 on
     /// 2 cores); passage batches of 32 run at 0.7–1.0× f32's rate.
-    #[default]
     F16,
+    /// Weights dequantised to f32 once at load (85 MB) and run by
+    /// matrixmultiply's sgemm with the output columns split over candle's
+    /// barrier-pool threads (see `sgemm`). The default: on 2 cores a query's
+    /// p50 / p95 is 0.68× / 0.69× the f16 path's (17.8 / 25.1 ms against
+    /// 26.2 / 36.3 ms, `benches/query_embed.rs`, interleaved, load about 1)
+    /// and passage batches of 32 run 1.4× faster. It spends more CPU per
+    /// query (36 ms against 29: the second thread waits by spinning between
+    /// matmuls). Candle's own Q8_0 kernel (weights requantised from Q4_0) was
+    /// measured too: p50 32.8 ms on two threads, slower than f16.
+    #[default]
+    Sgemm,
 }
 
 impl Encoder {
@@ -442,18 +510,31 @@ fn matmul_weight(w: Weight, compute: Compute, device: &Device) -> CResult<MatWei
             .contiguous()?;
         Ok(match compute {
             Compute::F16 => MatWeight::DenseF16(wt.to_dtype(DType::F16)?),
-            Compute::F32 | Compute::Quantized => MatWeight::Dense(wt),
+            Compute::F32 | Compute::Quantized | Compute::Sgemm => MatWeight::Dense(wt),
         })
+    };
+    let sgemm_weight = |values: Vec<f32>, (out, inp): (usize, usize)| -> CResult<MatWeight> {
+        // [out, in] row-major → [in, out].
+        let w = ndarray::Array2::from_shape_vec((out, inp), values)
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        Ok(MatWeight::Sgemm(w.t().as_standard_layout().into_owned()))
     };
     match w {
         Weight::Q4_0 { bytes, out, inp } => match compute {
             Compute::Quantized => quantized(bytes, GgmlDType::Q4_0, (out, inp)),
-            Compute::F32 | Compute::F16 => {
+            Compute::F32 | Compute::F16 | Compute::Sgemm => {
                 let mut values = vec![0f32; out * inp];
                 e5s1::dequantize_q4_0(&bytes, &mut values);
-                dense(values, (out, inp))
+                if compute == Compute::Sgemm {
+                    sgemm_weight(values, (out, inp))
+                } else {
+                    dense(values, (out, inp))
+                }
             }
         },
+        Weight::F32 { values, out, inp } if compute == Compute::Sgemm => {
+            sgemm_weight(values, (out, inp))
+        }
         Weight::F32 { values, out, inp } => dense(values, (out, inp)),
     }
 }

@@ -223,7 +223,7 @@ pub(crate) fn load(dir: &Path) -> Result<HfModel> {
         token_type,
         emb_norm,
         layers,
-        Compute::F32,
+        Compute::default(),
     )?;
     Ok(HfModel {
         encoder,

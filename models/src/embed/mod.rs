@@ -126,7 +126,8 @@ impl Embedder {
     }
 
     /// [`Embedder::load`] with a choice of compute path for Q4_0 weights
-    /// (dense f16 is the default; f32 and Q4_0 are there to measure against;
+    /// (f32 through a two-thread sgemm is the default; candle's f16 and f32
+    /// gemm and its Q4_0 kernel are there to measure against;
     /// Hugging Face weights are f32 anyway).
     pub fn load_with(dir: &Path, compute: Compute) -> Result<Self> {
         let e5s1 = dir.join(E5S1_FILE_NAME);
