@@ -32,6 +32,7 @@ pub mod audio;
 pub mod embed;
 pub mod error;
 pub mod llm;
+mod ops;
 pub mod speech;
 pub mod store;
 pub mod worker;

@@ -8,7 +8,7 @@
 //! `QMatMul`s over the Q4_0 blocks ([`Compute::Quantized`]). Hugging Face
 //! weights are f32 and take the default path.
 //! Bias + GELU and bias + residual + layer norm run as fused custom ops
-//! ([`super::ops`]). Word embeddings stay in their stored form (Q4_0 for
+//! ([`crate::ops`]). Word embeddings stay in their stored form (Q4_0 for
 //! `E5S1`: 54 MB instead of 384 MB) and only the rows of the tokens being
 //! embedded are expanded.
 
@@ -19,7 +19,7 @@ use candle_core::{DType, Device, Module, Tensor};
 type CResult<T> = candle_core::Result<T>;
 
 use super::e5s1::{self, E5s1File, Q4_0_BLOCK_BYTES};
-use super::ops::{self, BiasGelu, BiasResidualNorm};
+use crate::ops::{self, BiasGelu, BiasResidualNorm};
 use crate::{Error, Result};
 
 /// Shape and numerics of an encoder.

@@ -47,7 +47,6 @@ mod encoder;
 mod fake;
 mod handle;
 mod hf;
-mod ops;
 
 use std::path::Path;
 

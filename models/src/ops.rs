@@ -1,4 +1,4 @@
-//! Fused CPU kernels for the encoder, as candle custom ops: each replaces
+//! Fused CPU kernels for the embedder's encoder and Whisper, as candle custom ops: each replaces
 //! two or three candle ops (and their intermediate tensors) on the hot path.
 //!
 //! - [`BiasGelu`]: `gelu(x + bias)` with exact-erf GELU (BERT's `gelu`), using
