@@ -72,13 +72,12 @@ impl MatWeight {
 }
 
 /// `x · w` for a `[rows, in]` tensor and an `[in, out]` matrix, the output
-/// columns split into one part per thread of candle's barrier pool (workers
-/// that spin briefly before sleeping, so 48 short matmuls in a row do not pay
-/// a wake-up each). Each part reads only its share of the weights, which
-/// splits a short query evenly where gemm's own splitting does not
-/// (`benches/query_embed.rs`).
+/// columns split into one part per thread of candle's barrier pool
+/// ([`ops::on_each_pool_thread`]). Each part reads only its share of the
+/// weights, which splits a short query evenly where gemm's own splitting
+/// does not (`benches/query_embed.rs`).
 fn sgemm(x: &Tensor, w: &ndarray::Array2<f32>) -> CResult<Tensor> {
-    use ndarray::{Axis, linalg::general_mat_mul, s};
+    use ndarray::{Array2, linalg::general_mat_mul, s};
     let (rows, inp) = x.dims2()?;
     let out = w.ncols();
     if inp != w.nrows() {
@@ -90,33 +89,26 @@ fn sgemm(x: &Tensor, w: &ndarray::Array2<f32>) -> CResult<Tensor> {
     let xs = x.flatten_all()?.to_vec1::<f32>()?;
     let xv = ndarray::ArrayView2::from_shape((rows, inp), &xs)
         .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-    let mut y = ndarray::Array2::<f32>::zeros((rows, out));
-    let pool = candle_core::utils::barrier_pool();
-    let parts = pool.n_workers() + 1;
+    let product = |cols: std::ops::Range<usize>| {
+        let mut y = Array2::<f32>::zeros((rows, cols.len()));
+        general_mat_mul(1.0, &xv, &w.slice(s![.., cols]), 0.0, &mut y);
+        y
+    };
     // Parts on multiples of 16 columns keep matrixmultiply's packed panels whole.
-    let step = out.div_ceil(parts).next_multiple_of(16);
-    if parts > 1 && step < out {
-        let mut views = Vec::with_capacity(parts);
-        let mut rest = y.view_mut();
-        let mut start = 0;
-        while start < out {
-            let take = step.min(out - start);
-            let (part, tail) = rest.split_at(Axis(1), take);
-            views.push(std::sync::Mutex::new((start, part)));
-            rest = tail;
-            start += take;
+    let step = out.div_ceil(ops::pool_threads()).next_multiple_of(16);
+    let y = if step < out {
+        let cols = |tid: usize| (tid * step).min(out)..((tid + 1) * step).min(out);
+        let parts = ops::on_each_pool_thread(|tid| product(cols(tid)));
+        // Assembled row-major (ndarray's `concatenate` along columns hands
+        // back a column-major array).
+        let mut y = Array2::<f32>::zeros((rows, out));
+        for (tid, part) in parts.iter().enumerate() {
+            y.slice_mut(s![.., cols(tid)]).assign(part);
         }
-        pool.execute(|tid| {
-            if let Some(view) = views.get(tid) {
-                let mut guard = view.lock().unwrap_or_else(|p| p.into_inner());
-                let (start, part) = &mut *guard;
-                let cols = part.ncols();
-                general_mat_mul(1.0, &xv, &w.slice(s![.., *start..*start + cols]), 0.0, part);
-            }
-        });
+        y
     } else {
-        general_mat_mul(1.0, &xv, w, 0.0, &mut y);
-    }
+        product(0..out)
+    };
     let (data, offset) = y.into_raw_vec_and_offset();
     debug_assert_eq!(offset.unwrap_or(0), 0);
     Tensor::from_vec(data, (rows, out), x.device())

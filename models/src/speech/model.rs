@@ -79,37 +79,25 @@ impl Proj {
 /// `x · wᵀ`. A single row (a decoding step) against dense f32 weights is a
 /// matrix-vector product, which gemm runs on one thread and which is bound
 /// by reading the weights; the weight rows are then split into one part per
-/// thread of candle's barrier pool (workers that spin briefly between calls,
-/// so the decoder's ~40 products per token do not each pay a wake-up).
+/// thread of candle's barrier pool ([`crate::ops::on_each_pool_thread`]).
 fn matmul(x: &Tensor, w: &QMatMul) -> Result<Tensor> {
     let QMatMul::Tensor(wt) = w else {
         return w.forward(x);
     };
-    let pool = candle_core::utils::barrier_pool();
     let (out, inp) = wt.dims2()?;
-    let parts = pool.n_workers() + 1;
+    let parts = crate::ops::pool_threads();
     if parts == 1 || x.elem_count() != inp || out < 64 * parts {
         return w.forward(x);
     }
     let row = x.reshape((1, inp))?;
+    // With `out ≥ 64 · parts` every part has rows.
     let step = out.div_ceil(parts);
-    let results: Vec<std::sync::Mutex<Option<Result<Tensor>>>> =
-        (0..parts).map(|_| std::sync::Mutex::new(None)).collect();
-    pool.execute(|tid| {
+    let pieces = crate::ops::on_each_pool_thread(|tid| {
         let start = tid * step;
-        if start < out {
-            let y = wt
-                .narrow(0, start, step.min(out - start))
-                .and_then(|part| row.matmul(&part.t()?));
-            *results[tid].lock().unwrap_or_else(|p| p.into_inner()) = Some(y);
-        }
-    });
-    let mut pieces = Vec::with_capacity(parts);
-    for slot in results {
-        if let Some(y) = slot.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            pieces.push(y?);
-        }
-    }
+        row.matmul(&wt.narrow(0, start, step.min(out - start))?.t()?)
+    })
+    .into_iter()
+    .collect::<Result<Vec<_>>>()?;
     let mut dims = x.dims().to_vec();
     *dims.last_mut().expect("a matrix has dimensions") = out;
     Tensor::cat(&pieces, 1)?.reshape(dims)
