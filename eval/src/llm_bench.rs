@@ -186,6 +186,8 @@ pub fn llm_run(
     let prompt_ids = llm.encode_chat(&messages)?;
     let mut out = Vec::new();
     for _ in 0..rounds.max(1) {
+        // Every round reads the whole prompt, as the peer's does after reset().
+        llm.clear_cache();
         let mut ids = Vec::new();
         let g = llm.generate(
             &prompt_ids,

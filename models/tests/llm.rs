@@ -166,6 +166,35 @@ fn every_call_starts_from_a_clean_cache() {
 }
 
 #[test]
+fn a_shared_system_prompt_is_reused_not_recomputed() {
+    let Some(mut llm) = llm() else { return };
+    let system = "You are a terse assistant for a sales team. Answer in as few words as you can.";
+    let chat = |llm: &mut Llm, q: &str| {
+        llm.chat(
+            &[Message::system(system), Message::user(q)],
+            &GenerateOptions::greedy(12),
+            &mut |_| true,
+        )
+        .expect("generate")
+    };
+    llm.clear_cache();
+    let fresh = chat(&mut llm, "What is the capital of France?");
+    assert_eq!(fresh.cached_prompt_tokens, 0);
+    chat(&mut llm, "Name one primary color.");
+    let reused = chat(&mut llm, "What is the capital of France?");
+    let system_tokens = llm.encode_chat(&[Message::system(system)]).unwrap().len();
+    assert!(
+        reused.cached_prompt_tokens >= system_tokens - 3,
+        "{} of {} prompt tokens reused; the system prompt alone is ~{system_tokens}",
+        reused.cached_prompt_tokens,
+        reused.prompt_tokens
+    );
+    assert!(reused.cached_prompt_tokens < reused.prompt_tokens);
+    assert_eq!(reused.text, fresh.text);
+    assert!(fresh.text.contains("Paris"), "{:?}", fresh.text);
+}
+
+#[test]
 fn seeded_sampling_is_reproducible() {
     let Some(mut llm) = llm() else { return };
     let messages = [Message::user("Write a short greeting for a customer.")];

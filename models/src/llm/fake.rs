@@ -108,6 +108,7 @@ impl Generate for FakeLlm {
             text,
             finish_reason: finish,
             prompt_tokens: fake_tokens(messages),
+            cached_prompt_tokens: 0,
             prompt_ms: 0.0,
             time_to_first_token_ms: ms,
             total_ms: ms,

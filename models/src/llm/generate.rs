@@ -20,6 +20,13 @@ pub(crate) trait Forward {
     fn forward(&mut self, ids: &[u32], pos: usize) -> candle_core::Result<Tensor>;
     /// Forget the key/value cache.
     fn reset(&mut self);
+    /// Keep the cached positions of the longest prefix `prompt` shares with
+    /// what was fed before (never all of it: the last prompt token is fed
+    /// again for its logits) and forget the rest; how many were kept.
+    fn reuse_prefix(&mut self, _prompt: &[u32]) -> usize {
+        self.reset();
+        0
+    }
 }
 
 impl GenerateOptions {
@@ -91,10 +98,10 @@ pub(crate) fn run(
     }
     let budget = opts.max_tokens.min(context_length - prompt.len());
 
-    model.reset();
-    let mut pos = 0;
+    let reused = model.reuse_prefix(prompt);
+    let mut pos = reused;
     let mut logits = None;
-    for chunk in prompt.chunks(PREFILL_CHUNK) {
+    for chunk in prompt[reused..].chunks(PREFILL_CHUNK) {
         logits = Some(model.forward(chunk, pos).map_err(candle)?);
         pos += chunk.len();
     }
@@ -145,11 +152,12 @@ pub(crate) fn run(
         text,
         finish_reason: finish,
         prompt_tokens: prompt.len(),
+        cached_prompt_tokens: reused,
         generated_tokens: generated.len(),
         prompt_ms: prompt_secs * 1e3,
         time_to_first_token_ms: first * 1e3,
         total_ms: total_secs * 1e3,
-        prompt_tokens_per_s: rate(prompt.len(), prompt_secs),
+        prompt_tokens_per_s: rate(prompt.len() - reused, prompt_secs),
         generation_tokens_per_s: rate(decode_steps, decode_secs),
     };
     metrics::histogram!("assist_llm_time_to_first_token_seconds", "model" => name.to_string())
@@ -161,6 +169,7 @@ pub(crate) fn run(
     tracing::debug!(
         model = name,
         prompt_tokens = out.prompt_tokens,
+        cached_prompt_tokens = out.cached_prompt_tokens,
         generated_tokens = out.generated_tokens,
         finish = ?out.finish_reason,
         ttft_ms = out.time_to_first_token_ms as u64,

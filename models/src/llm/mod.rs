@@ -63,6 +63,7 @@ mod fake;
 mod generate;
 mod handle;
 mod model;
+mod qwen2;
 mod requant;
 mod stream;
 pub mod tokenizer;
@@ -218,6 +219,10 @@ pub struct Generation {
     pub finish_reason: FinishReason,
     /// Tokens in the prompt (chat template included).
     pub prompt_tokens: usize,
+    /// Of those, tokens whose keys and values were reused from the previous
+    /// call (a shared prefix such as the system prompt), not computed.
+    #[serde(default)]
+    pub cached_prompt_tokens: usize,
     /// Tokens generated (stop token excluded).
     pub generated_tokens: usize,
     /// Reading the prompt (all forward passes over it), milliseconds.
@@ -226,7 +231,7 @@ pub struct Generation {
     pub time_to_first_token_ms: f64,
     /// The whole call, milliseconds.
     pub total_ms: f64,
-    /// Prompt tokens per second of `prompt_ms`.
+    /// Computed (not reused) prompt tokens per second of `prompt_ms`.
     pub prompt_tokens_per_s: f64,
     /// Decoding speed: one-token forward passes per second after the prompt.
     pub generation_tokens_per_s: f64,

@@ -4,11 +4,12 @@ use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
-use candle_transformers::models::{quantized_qwen2, quantized_qwen3};
+use candle_transformers::models::quantized_qwen3;
 use serde::Serialize;
 
 use super::chat::{QWEN_DEFAULT_SYSTEM, format_chatml};
 use super::generate::{Forward, run};
+use super::qwen2::Qwen2;
 use super::requant;
 use super::tokenizer::LlmTokenizer;
 use super::{Generate, GenerateOptions, Generation, Message, StreamToken};
@@ -84,30 +85,57 @@ pub struct LlmInfo {
 }
 
 enum Weights {
-    Qwen2(quantized_qwen2::ModelWeights),
+    /// Our own forward pass (in-place cache, prefix reuse): see `qwen2`.
+    Qwen2(Qwen2),
     Qwen3(quantized_qwen3::ModelWeights),
 }
 
 struct Engine {
     weights: Weights,
     device: Device,
+    /// The token ids whose keys and values the cache holds, in order.
+    cached: Vec<u32>,
 }
 
 impl Forward for Engine {
     fn forward(&mut self, ids: &[u32], pos: usize) -> candle_core::Result<Tensor> {
-        let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
+        self.cached.truncate(pos);
         let logits = match &mut self.weights {
-            Weights::Qwen2(w) => w.forward(&input, pos)?,
-            Weights::Qwen3(w) => w.forward(&input, pos)?,
+            Weights::Qwen2(w) => w.forward(ids, pos)?,
+            Weights::Qwen3(w) => {
+                let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
+                w.forward(&input, pos)?.flatten_all()?
+            }
         };
-        logits.flatten_all()
+        self.cached.extend_from_slice(ids);
+        Ok(logits)
     }
 
     fn reset(&mut self) {
+        self.cached.clear();
         match &mut self.weights {
-            Weights::Qwen2(w) => w.clear_kv_cache(),
+            Weights::Qwen2(w) => w.clear(),
             Weights::Qwen3(w) => w.clear_kv_cache(),
         }
+    }
+
+    fn reuse_prefix(&mut self, prompt: &[u32]) -> usize {
+        let Weights::Qwen2(w) = &mut self.weights else {
+            self.reset();
+            return 0;
+        };
+        // At least the prompt's last token is fed again: its logits start the answer.
+        let keep = self
+            .cached
+            .iter()
+            .zip(prompt)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(prompt.len().saturating_sub(1))
+            .min(w.len());
+        self.cached.truncate(keep);
+        w.truncate(keep);
+        keep
     }
 }
 
@@ -255,7 +283,11 @@ impl Llm {
             "llm loaded"
         );
         Ok(Llm {
-            engine: Engine { weights, device },
+            engine: Engine {
+                weights,
+                device,
+                cached: Vec::new(),
+            },
             tokenizer,
             default_system,
             info,
@@ -274,7 +306,10 @@ impl Llm {
     }
 
     /// Continue the token ids `prompt` (which must already hold any chat
-    /// template). The key/value cache is reset first: every call is independent.
+    /// template). Every call is independent: for Qwen2 the keys and values of
+    /// the longest prefix shared with the previous call (a common system
+    /// prompt) are reused instead of recomputed, which changes the result only
+    /// by float rounding; other models start from an empty cache.
     pub fn generate(
         &mut self,
         prompt: &[u32],
@@ -290,6 +325,12 @@ impl Llm {
             on_token,
             &self.info.name,
         )
+    }
+
+    /// Forget the key/value cache, so the next call computes its whole
+    /// prompt (benchmarks measure prompt speed this way).
+    pub fn clear_cache(&mut self) {
+        self.engine.reset();
     }
 
     /// The prompt ids of `messages`, with the generation prompt.
@@ -353,9 +394,7 @@ fn load_weights<R: std::io::Read + std::io::Seek>(
     device: &Device,
 ) -> candle_core::Result<Weights> {
     Ok(match architecture {
-        Architecture::Qwen2 => Weights::Qwen2(quantized_qwen2::ModelWeights::from_gguf(
-            content, reader, device,
-        )?),
+        Architecture::Qwen2 => Weights::Qwen2(Qwen2::from_gguf(content, reader, device)?),
         Architecture::Qwen3 => Weights::Qwen3(quantized_qwen3::ModelWeights::from_gguf(
             content, reader, device,
         )?),
