@@ -273,7 +273,9 @@ impl Layer {
             None => scores,
         };
         debug_assert_eq!(scores.dims(), [s.kv_heads, group * t, ctx]);
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let probs = scores
+            .contiguous()?
+            .apply_op1_no_bwd(&crate::ops::SoftmaxRows)?;
         let y = probs
             .matmul(&values)?
             .reshape((s.heads, t, s.head_dim))?
