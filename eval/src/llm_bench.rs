@@ -70,6 +70,47 @@ print(json.dumps({"engine": "llama.cpp (llama-cpp-python)", "load_s": load_s,
                   "threads": args["threads"], "rounds": rounds}))
 "#;
 
+/// The llama-cpp-python venv (its name under `~/.cache/assist/venvs`) and
+/// the CMake flags it is built with: every SIMD extension this CPU has, as a
+/// native build would pick, except AMX. A native build on a Sapphire Rapids
+/// VM here crashed on the first prompt (SIGSEGV in `ggml_backend_amx_mul_mat`),
+/// and ggml's `GGML_AMX_*` switches only apply with `GGML_NATIVE=OFF`.
+fn peer_build() -> (String, String) {
+    let mut flags = vec!["-DGGML_NATIVE=OFF".to_string()];
+    #[cfg(not(target_arch = "x86_64"))]
+    let tag = "generic";
+    #[cfg(target_arch = "x86_64")]
+    let tag = {
+        use std::arch::is_x86_feature_detected as has;
+        let features = [
+            ("AVX", has!("avx")),
+            ("AVX2", has!("avx2")),
+            ("FMA", has!("fma")),
+            ("F16C", has!("f16c")),
+            ("BMI2", has!("bmi2")),
+            ("AVX_VNNI", has!("avxvnni")),
+            (
+                "AVX512",
+                has!("avx512f") && has!("avx512bw") && has!("avx512vl"),
+            ),
+            ("AVX512_VBMI", has!("avx512vbmi")),
+            ("AVX512_VNNI", has!("avx512vnni")),
+            ("AVX512_BF16", has!("avx512bf16")),
+        ];
+        for (name, on) in features {
+            flags.push(format!("-DGGML_{name}={}", if on { "ON" } else { "OFF" }));
+        }
+        if has!("avx512f") {
+            "avx512"
+        } else if has!("avx2") {
+            "avx2"
+        } else {
+            "sse"
+        }
+    };
+    (format!("llamacpp-{tag}"), flags.join(" "))
+}
+
 /// What `llm-bench` was asked.
 #[derive(Debug, Clone)]
 pub struct LlmBenchArgs {
@@ -86,6 +127,8 @@ pub struct LlmBenchArgs {
     pub skip_peer: bool,
     /// Load our weights as they are in the file (no Q5_0 → Q8_0 re-quantization).
     pub no_requant: bool,
+    /// Read prompts with the quantized kernels (no dense f32 weights).
+    pub no_dense_prefill: bool,
 }
 
 /// One engine's rounds (ours and the peer print the same JSON).
@@ -174,13 +217,10 @@ pub fn llm_run(
     prompt_tokens: usize,
     gen_tokens: usize,
     rounds: usize,
-    no_requant: bool,
+    opts: &LlmLoadOptions,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
-    let opts = LlmLoadOptions {
-        requantize_slow_blocks: !no_requant,
-    };
-    let mut llm = Llm::load_with(model, &opts)?;
+    let mut llm = Llm::load_with(model, opts)?;
     let load_s = started.elapsed().as_secs_f64();
     let messages = bench_messages(&llm, prompt_tokens)?;
     let prompt_ids = llm.encode_chat(&messages)?;
@@ -208,8 +248,13 @@ pub fn llm_run(
     }
     let run = LlmRun {
         engine: format!(
-            "ours (candle, {} tensors re-quantized to Q8_0)",
-            llm.info().requantized_tensors
+            "ours (candle, {} tensors re-quantized to Q8_0, prompts on {})",
+            llm.info().requantized_tensors,
+            if opts.dense_prefill {
+                "dense f32 weights"
+            } else {
+                "the quantized kernels"
+            }
         ),
         load_s,
         peak_rss_kb: peak_rss_kb(),
@@ -244,16 +289,18 @@ fn run_peer(
     prompt_ids: &[u32],
     gen_tokens: usize,
 ) -> anyhow::Result<LlmRun> {
+    let (venv, cmake_args) = peer_build();
     eprintln!(
-        "llama.cpp peer: venv ~/.cache/assist/venvs/llamacpp (the first run compiles llama-cpp-python)"
+        "llama.cpp peer: venv ~/.cache/assist/venvs/{venv} (the first run compiles llama-cpp-python with {cmake_args})"
     );
     let python = ensure_venv(
-        "llamacpp",
+        &venv,
         &args.python,
         "import llama_cpp, numpy",
         &["llama-cpp-python", "numpy"],
+        &[("CMAKE_ARGS", cmake_args.as_str())],
     )?;
-    let dir = cache_root().join("venvs/llamacpp");
+    let dir = cache_root().join("venvs").join(&venv);
     let script = dir.join("llm_peer.py");
     if std::fs::read_to_string(&script).ok().as_deref() != Some(PEER_SCRIPT) {
         std::fs::write(&script, PEER_SCRIPT)?;
@@ -314,6 +361,9 @@ pub fn run(model_dir: PathBuf, args: &LlmBenchArgs, out: &Path) -> anyhow::Resul
             .env("RAYON_NUM_THREADS", args.threads.to_string());
         if args.no_requant {
             cmd.arg("--no-requant");
+        }
+        if args.no_dense_prefill {
+            cmd.arg("--no-dense-prefill");
         }
         run_json(cmd, "ours (assist-eval llm-run)")
     };

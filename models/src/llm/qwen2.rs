@@ -24,21 +24,57 @@ use candle_nn::Embedding;
 use candle_transformers::quantized_nn::RmsNorm;
 
 struct Layer {
-    wq: QMatMul,
-    wk: QMatMul,
-    wv: QMatMul,
+    wq: Linear,
+    wk: Linear,
+    wv: Linear,
     bq: Tensor,
     bk: Tensor,
     bv: Tensor,
-    wo: QMatMul,
+    wo: Linear,
     attn_norm: RmsNorm,
     ffn_norm: RmsNorm,
-    gate: QMatMul,
-    up: QMatMul,
-    down: QMatMul,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
     /// `(kv_heads, capacity, head_dim)`; positions `0..len` of the model are valid.
     k_cache: Option<Tensor>,
     v_cache: Option<Tensor>,
+}
+
+/// A weight matrix: quantized for one-token steps, where reading the weights
+/// is the cost, and optionally dense f32 for prompts, where the arithmetic is:
+/// candle's f32 GEMM (AVX-512 where the CPU has it) multiplies a 256-token
+/// chunk several times faster than its quantized kernels, which re-quantize
+/// the activations and take int8 dot products row by column.
+struct Linear {
+    q: QMatMul,
+    dense: Option<Tensor>,
+}
+
+/// Rows from which a product goes to the dense weights when there are some.
+const DENSE_MIN_ROWS: usize = 8;
+
+impl Linear {
+    fn new(w: candle_core::quantized::QTensor, dense: bool) -> Result<Self> {
+        let dense = if dense {
+            Some(w.dequantize(&w.device())?)
+        } else {
+            None
+        };
+        Ok(Linear {
+            q: QMatMul::from_qtensor(w)?,
+            dense,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match &self.dense {
+            Some(w) if x.elem_count() / x.dim(candle_core::D::Minus1)? >= DENSE_MIN_ROWS => {
+                x.broadcast_matmul(&w.t()?)
+            }
+            _ => self.q.forward(x),
+        }
+    }
 }
 
 /// A Qwen2 model read from GGUF; see the [module docs](self).
@@ -61,10 +97,13 @@ pub(crate) struct Qwen2 {
 const FIRST_CAPACITY: usize = 512;
 
 impl Qwen2 {
+    /// With `dense_prefill`, every layer's matrices are also kept as f32 for
+    /// prompt chunks ([`Linear`]): about 4 bytes per parameter more memory.
     pub(crate) fn from_gguf<R: std::io::Seek + std::io::Read>(
         ct: gguf_file::Content,
         reader: &mut R,
         device: &Device,
+        dense_prefill: bool,
     ) -> Result<Self> {
         let md = |key: &str| match ct.metadata.get(&format!("qwen2.{key}")) {
             Some(v) => Ok(v),
@@ -97,7 +136,7 @@ impl Qwen2 {
         let mut layers = Vec::with_capacity(blocks);
         for i in 0..blocks {
             let mut t = |name: &str| tensor(&format!("blk.{i}.{name}"));
-            let mut q = |name: &str| -> Result<QMatMul> { QMatMul::from_qtensor(t(name)?) };
+            let mut q = |name: &str| -> Result<Linear> { Linear::new(t(name)?, dense_prefill) };
             let (wq, wk, wv, wo) = (
                 q("attn_q.weight")?,
                 q("attn_k.weight")?,
@@ -246,7 +285,7 @@ impl Layer {
         s: &Shape,
     ) -> Result<Tensor> {
         let (_, t, width) = x.dims3()?;
-        let project = |w: &QMatMul, b: &Tensor, heads: usize| -> Result<Tensor> {
+        let project = |w: &Linear, b: &Tensor, heads: usize| -> Result<Tensor> {
             w.forward(x)?
                 .broadcast_add(b)?
                 .reshape((1, t, heads, s.head_dim))?
@@ -386,7 +425,7 @@ mod tests {
         let (mut a, mut b) = (image.clone(), image);
         let mut theirs =
             quantized_qwen2::ModelWeights::from_gguf(load(&mut a), &mut a, &device).unwrap();
-        let mut ours = Qwen2::from_gguf(load(&mut b), &mut b, &device).unwrap();
+        let mut ours = Qwen2::from_gguf(load(&mut b), &mut b, &device, false).unwrap();
 
         let prompt: Vec<u32> = (0..37u32).map(|i| 1000 + i * 97).collect();
         let feed = |m: &mut quantized_qwen2::ModelWeights, ids: &[u32], pos: usize| {
