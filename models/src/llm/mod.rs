@@ -63,6 +63,7 @@ mod fake;
 mod generate;
 mod handle;
 mod model;
+mod q8;
 mod qwen2;
 mod requant;
 mod stream;

@@ -18,7 +18,7 @@
 //!   only computes its new tokens. Positions are exact (RoPE is applied per
 //!   position), so the result equals a fresh run up to float rounding.
 
-use candle_core::quantized::{QMatMul, gguf_file};
+use candle_core::quantized::{QMatMul, QTensor, gguf_file};
 use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
 use candle_nn::Embedding;
 use candle_transformers::quantized_nn::RmsNorm;
@@ -49,29 +49,38 @@ struct Layer {
 struct Linear {
     q: QMatMul,
     dense: Option<Tensor>,
+    /// The same Q8_0 weights repacked for AVX-512 VNNI one-row products,
+    /// where the CPU has it ([`super::q8`]).
+    q8: Option<super::q8::Q8Rows>,
 }
 
 /// Rows from which a product goes to the dense weights when there are some.
 const DENSE_MIN_ROWS: usize = 8;
 
 impl Linear {
-    fn new(w: candle_core::quantized::QTensor, dense: bool) -> Result<Self> {
+    fn new(w: QTensor, dense: bool) -> Result<Self> {
         let dense = if dense {
             Some(w.dequantize(&w.device())?)
+        } else {
+            None
+        };
+        let q8 = if super::q8::available() {
+            super::q8::Q8Rows::from_qtensor(&w)?
         } else {
             None
         };
         Ok(Linear {
             q: QMatMul::from_qtensor(w)?,
             dense,
+            q8,
         })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        match &self.dense {
-            Some(w) if x.elem_count() / x.dim(candle_core::D::Minus1)? >= DENSE_MIN_ROWS => {
-                x.broadcast_matmul(&w.t()?)
-            }
+        let rows = x.elem_count() / x.dim(candle_core::D::Minus1)?;
+        match (&self.dense, &self.q8) {
+            (Some(w), _) if rows >= DENSE_MIN_ROWS => x.broadcast_matmul(&w.t()?),
+            (_, Some(q8)) if rows == 1 => q8.gemv(x),
             _ => self.q.forward(x),
         }
     }
@@ -82,7 +91,7 @@ pub(crate) struct Qwen2 {
     embed: Embedding,
     layers: Vec<Layer>,
     norm: RmsNorm,
-    output: QMatMul,
+    output: Linear,
     cos: Tensor,
     sin: Tensor,
     heads: usize,
@@ -118,7 +127,11 @@ impl Qwen2 {
         let rope_base = md("rope.freq_base")
             .and_then(|m| m.to_f32())
             .unwrap_or(10_000.0);
-        if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 || embedding_length % heads != 0 {
+        if heads == 0
+            || kv_heads == 0
+            || !heads.is_multiple_of(kv_heads)
+            || !embedding_length.is_multiple_of(heads)
+        {
             candle_core::bail!(
                 "unusable head counts: {heads} heads, {kv_heads} key/value heads, width {embedding_length}"
             );
@@ -128,10 +141,11 @@ impl Qwen2 {
         let mut tensor = |name: &str| ct.tensor(reader, name, device);
         let embed = tensor("token_embd.weight")?.dequantize(device)?;
         let norm = RmsNorm::from_qtensor(tensor("output_norm.weight")?, eps)?;
+        // Only the last position reaches the output: no dense copy.
         let output = match tensor("output.weight") {
-            Ok(w) => QMatMul::from_qtensor(w)?,
+            Ok(w) => Linear::new(w, false)?,
             // Tied embeddings.
-            Err(_) => QMatMul::from_qtensor(tensor("token_embd.weight")?)?,
+            Err(_) => Linear::new(tensor("token_embd.weight")?, false)?,
         };
         let mut layers = Vec::with_capacity(blocks);
         for i in 0..blocks {
@@ -437,8 +451,7 @@ mod tests {
         let mut want = feed(&mut theirs, &prompt[20..], 20);
         ours.forward(&prompt[..20], 0).unwrap();
         let mut got = ours.forward(&prompt[20..], 20).unwrap();
-        let mut pos = prompt.len();
-        for _ in 0..6 {
+        for pos in prompt.len()..prompt.len() + 6 {
             let scale = want
                 .abs()
                 .unwrap()
@@ -462,7 +475,6 @@ mod tests {
             let next = argmax(&want);
             want = feed(&mut theirs, &[next], pos);
             got = ours.forward(&[next], pos).unwrap();
-            pos += 1;
         }
         // Forget the answer and part of the prompt, feed the rest again: the
         // same logits as the first time.
