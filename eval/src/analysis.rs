@@ -19,7 +19,9 @@
 //! Time: each transcript's end-to-end time is the LLM run plus the rules and
 //! merges; the 1-, 5- and 15-minute calls are built per language by
 //! concatenating the set's calls in file order (times shifted, 1 s apart)
-//! and cutting at the last segment that ends by the target length.
+//! and cutting at the last segment that ends by the target length. With
+//! `ASSIST_EVAL_PRINT_ANSWERS` set, the timing calls' raw model answers are
+//! printed to stderr.
 
 mod score;
 
@@ -987,8 +989,11 @@ fn time_calls(
     minutes: &[i64],
     acc: &mut Acc,
 ) -> anyhow::Result<()> {
-    for language in ["zh", "en"] {
-        for &minutes in minutes {
+    // Minutes outside, language inside: consecutive calls then share only
+    // the system prompt in the model's cache (as different calls do in
+    // service), not the opening of the same concatenated transcript.
+    for &minutes in minutes {
+        for language in ["zh", "en"] {
             let Some((t, end_ms, started_at)) = long_call(items, language, minutes * 60_000) else {
                 continue;
             };
@@ -996,8 +1001,13 @@ fn time_calls(
             let o = pipeline.run(&t, started_ms, &zone);
             let s = (o.llm_ms + o.rules_ms) / 1000.0;
             let raw = raw_stats(&o.calls, &[]);
+            if std::env::var_os("ASSIST_EVAL_PRINT_ANSWERS").is_some() {
+                for c in &o.calls {
+                    eprintln!("----- answer:\n{}\n-----", c.text);
+                }
+            }
             eprintln!(
-                "{minutes}-minute {language} call ({:.0} s spoken, {} segments, {} chars): {s:.1} s end to end (LLM {:.1} s, {} chunk(s), {} call(s), {} prompt + {} generated tokens, status {}), rules {:.1} ms",
+                "{minutes}-minute {language} call ({:.0} s spoken, {} segments, {} chars): {s:.1} s end to end (LLM {:.1} s, {} chunk(s), {} call(s), {} prompt ({} reused from the cache) + {} generated tokens, status {}, stopped looping: {}), rules {:.1} ms",
                 end_ms as f64 / 1000.0,
                 t.turns.len(),
                 t.turns
@@ -1008,8 +1018,10 @@ fn time_calls(
                 o.run.chunks,
                 o.run.calls,
                 raw.prompt_tokens,
+                o.run.cached_prompt_tokens,
                 o.run.generated_tokens,
                 o.run.status,
+                o.run.stopped_repeating,
                 o.rules_ms
             );
             acc.timing.push((

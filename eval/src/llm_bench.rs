@@ -400,8 +400,13 @@ pub fn run(model_dir: PathBuf, args: &LlmBenchArgs, out: &Path) -> anyhow::Resul
     }
     let ours = ours.context("no round of ours ran")?;
 
+    let name = if args.model == "llm-small" {
+        "llm-bench".to_string()
+    } else {
+        format!("llm-bench-{}", args.model)
+    };
     let mut r = Report::new(
-        "llm-bench",
+        &name,
         format!(
             "Local LLM speed: ours (candle, assist_models::llm) vs llama.cpp on the same GGUF ({}), the same {} prompt ids, greedy, {} thread(s); best of {} round(s).",
             args.model,

@@ -135,6 +135,21 @@ impl ChatStream {
         self.deltas.recv().await
     }
 
+    /// Stop the generation now (as dropping the stream does) and return its
+    /// totals: the text generated until it stopped, `finish_reason: cancelled`.
+    pub async fn cancel(self) -> Result<Generation> {
+        let ChatStream {
+            mut deltas,
+            result,
+            name,
+        } = self;
+        // The generation sees the closed channel at its next token.
+        deltas.close();
+        result
+            .await
+            .unwrap_or_else(|_| Err(Error::WorkerStopped(name)))
+    }
+
     /// Wait for the end of generation and return its totals (the full text included).
     pub async fn finish(self) -> Result<Generation> {
         let ChatStream {
