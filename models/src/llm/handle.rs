@@ -145,9 +145,7 @@ impl ChatStream {
         } = self;
         // The generation sees the closed channel at its next token.
         deltas.close();
-        result
-            .await
-            .unwrap_or_else(|_| Err(Error::WorkerStopped(name)))
+        result.await.unwrap_or(Err(Error::WorkerStopped(name)))
     }
 
     /// Wait for the end of generation and return its totals (the full text included).
