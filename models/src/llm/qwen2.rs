@@ -408,15 +408,17 @@ mod tests {
         ready.then(|| dir.join("model.gguf"))
     }
 
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
+    fn max_abs(t: &Tensor) -> f32 {
+        t.abs()
             .unwrap()
             .max_all()
             .unwrap()
             .to_scalar::<f32>()
             .unwrap()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        max_abs(&(a - b).unwrap())
     }
 
     fn argmax(t: &Tensor) -> u32 {
@@ -452,13 +454,7 @@ mod tests {
         ours.forward(&prompt[..20], 0).unwrap();
         let mut got = ours.forward(&prompt[20..], 20).unwrap();
         for pos in prompt.len()..prompt.len() + 6 {
-            let scale = want
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let scale = max_abs(&want);
             println!(
                 "position {pos}: max |diff| {} of max |logit| {scale}",
                 max_diff(&got, &want)
@@ -483,13 +479,7 @@ mod tests {
         let again = ours.forward(&prompt[30..], 30).unwrap();
         theirs.clear_kv_cache();
         let fresh = feed(&mut theirs, &prompt, 0);
-        let scale = fresh
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let scale = max_abs(&fresh);
         assert!(max_diff(&again, &fresh) < TOLERANCE * scale);
         assert_eq!(argmax(&again), argmax(&fresh));
         assert!(ours.forward(&[1], 40).is_err(), "gaps are refused");
