@@ -512,7 +512,7 @@ impl RepeatGuard {
     fn looping_inside(&self) -> bool {
         const TAIL: usize = 24;
         let chars = self.unit.chars().count();
-        if chars < 4 * TAIL || chars % 8 != 0 {
+        if chars < 4 * TAIL || !chars.is_multiple_of(8) {
             return false;
         }
         let start = self
