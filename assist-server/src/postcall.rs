@@ -500,6 +500,8 @@ pub fn chunks(turns: &[Turn], budget: usize) -> Vec<&[Turn]> {
 #[derive(Debug, Default)]
 struct RepeatGuard {
     unit: String,
+    /// Characters in `unit` (counted as pushed, not recounted per character).
+    unit_chars: usize,
     seen: std::collections::HashMap<String, usize>,
 }
 
@@ -511,7 +513,7 @@ impl RepeatGuard {
     /// its last 24 characters already occur twice before in it.
     fn looping_inside(&self) -> bool {
         const TAIL: usize = 24;
-        let chars = self.unit.chars().count();
+        let chars = self.unit_chars;
         if chars < 4 * TAIL || !chars.is_multiple_of(8) {
             return false;
         }
@@ -528,6 +530,7 @@ impl RepeatGuard {
         for c in delta.chars() {
             if c != '\n' {
                 self.unit.push(c);
+                self.unit_chars += 1;
                 if self.looping_inside() {
                     return true;
                 }
@@ -535,6 +538,7 @@ impl RepeatGuard {
             if c == '\n' || c == '}' {
                 let unit = self.unit.trim().trim_start_matches(',').trim().to_string();
                 self.unit.clear();
+                self.unit_chars = 0;
                 if unit.chars().count() >= Self::MIN_CHARS {
                     let n = self.seen.entry(unit).or_insert(0);
                     *n += 1;
