@@ -19,7 +19,8 @@
 //!   verbatim substring of the transcript. A quote that matches after
 //!   ignoring spaces and punctuation is replaced by the transcript's exact
 //!   words; anything else is dropped (risk tags without evidence are
-//!   dropped, tasks keep their title with `source_quote: null`) and counted.
+//!   dropped, tasks keep their title with `source_quote: null`, and the merge
+//!   keeps such a task only where a rule confirms it) and counted.
 //! - Transcripts longer than the prompt budget are analysed in chunks of
 //!   whole segments (map); lists are concatenated and de-duplicated and the
 //!   chunk summaries are combined by one more short call (reduce).

@@ -202,10 +202,12 @@ async fn a_call_gets_a_merged_verified_analysis() {
             .expect("the quote task");
         assert_eq!(quote["origin"], "both", "{}", r.text);
         assert_eq!(quote["due"], "2026-11-25T07:00:00Z", "{}", r.text);
+        // The model's other task cites words nobody said: without evidence
+        // and unconfirmed by the rules, it is left out.
         assert!(
-            tasks
-                .iter()
-                .any(|t| t["title"] == "安排技术演示" && t["source_quote"].is_null())
+            !tasks.iter().any(|t| t["title"] == "安排技术演示"),
+            "{}",
+            r.text
         );
         // The customer's "ignore previous instructions" stayed inside the transcript.
         let prompt = seen_prompt.lock().unwrap().clone();

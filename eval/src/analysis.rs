@@ -754,13 +754,13 @@ fn report(a: &Acc, ctx: &Ctx) -> Report {
     r.push(Figure::new(
         "JSON validity, raw first answers (schema as is, no repair)",
         "%",
-        pct(raw_valid, total),
+        pct(raw_valid, a.done),
         Better::Higher,
     ));
     r.push(Figure::new(
         "JSON validity after parse-and-repair (status ok or repaired)",
         "%",
-        pct(status_ok + status_repaired, total),
+        pct(status_ok + status_repaired, a.done),
         Better::Higher,
     ));
     r.push(Figure::new(
@@ -802,13 +802,13 @@ fn report(a: &Acc, ctx: &Ctx) -> Report {
     r.push(Figure::new(
         "sentiment agreement",
         "%",
-        pct(sentiment_ok, total),
+        pct(sentiment_ok, a.done),
         Better::Higher,
     ));
     r.push(Figure::new(
         "summary in the transcript's language",
         "%",
-        pct(summary_lang_ok, total),
+        pct(summary_lang_ok, a.done),
         Better::Higher,
     ));
     r.push(Figure::new(
@@ -919,12 +919,13 @@ fn report(a: &Acc, ctx: &Ctx) -> Report {
     r.note(format!(
         "Timing calls: per language, the set's calls concatenated in file order (1 s apart, times shifted) and cut at the last segment ending by 1, 5 or 15 minutes; \
          end to end = postcall::analyse + extract_tasks + the risk engine over every segment + merge_tasks / merge_risk_tags (no database). \
-         The machine was shared with other builds (load average up to ~7 on 2 cores), so wall times are upper bounds; CPU time (all threads of this process, from /proc/self/stat) is given beside them. Model load ({load_s:.1} s) is not included."
+         The one-minute load average after each timing call was at most {max_load:.1} on 2 cores (above ~2 other work shared the cores and wall times are upper bounds); CPU time (all threads of this process, from /proc/self/stat) is given beside them. Model load ({load_s:.1} s) is not included.",
+        max_load = a.timing.iter().map(|t| t.8).fold(0.0, f64::max),
     ));
     r.note(format!(
-        "Counts (all {total}): tasks strict tp/fp/fn rules {:?}, LLM {:?}, merged {:?}; lenient rules {:?}, LLM {:?}, merged {:?}; \
+        "Counts (all {} scored): tasks strict tp/fp/fn rules {:?}, LLM {:?}, merged {:?}; lenient rules {:?}, LLM {:?}, merged {:?}; \
          due met / lenient pairs: rules {}/{}, LLM {}/{}, merged {}/{}; risk tp/fp/fn engine {:?}, LLM {:?}, merged {:?}.",
-        all.rules.strict, all.llm.strict, all.merged.strict, all.rules.lenient, all.llm.lenient, all.merged.lenient,
+        a.done, all.rules.strict, all.llm.strict, all.merged.strict, all.rules.lenient, all.llm.lenient, all.merged.lenient,
         all.rules.due_met, all.rules.due_pairs, all.llm.due_met, all.llm.due_pairs, all.merged.due_met, all.merged.due_pairs,
         all.risk_engine, all.risk_llm, all.risk_merged
     ));

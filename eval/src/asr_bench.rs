@@ -190,7 +190,7 @@ pub struct RunSpec {
     /// Initial prompt given to both (ours adds the Mandarin hint by default;
     /// passing it explicitly keeps the two engines' inputs identical).
     pub prompt: Option<String>,
-    /// Weight precision for ours (`f32`, `q8`, `mixed`).
+    /// Weight precision for ours (`f32`, `q8`, `mixed`; the product uses `mixed`).
     pub precision: String,
 }
 

@@ -45,8 +45,8 @@ pub enum Command {
         /// Approximate length of each generated call, seconds.
         #[arg(long, default_value_t = 60.0)]
         seconds: f64,
-        /// Our weight precision: f32, q8 or mixed.
-        #[arg(long, default_value = "f32")]
+        /// Our weight precision: f32, q8 or mixed (the product's default).
+        #[arg(long, default_value = "mixed")]
         precision: String,
         /// Interpreter used to create the Python venvs.
         #[arg(long, env = "ASSIST_PYTHON", default_value = "python3")]
@@ -68,8 +68,8 @@ pub enum Command {
         model: String,
         #[arg(long, default_value_t = 2)]
         threads: usize,
-        /// Our weight precision: f32, q8 or mixed.
-        #[arg(long, default_value = "f32")]
+        /// Our weight precision: f32, q8 or mixed (the product's default).
+        #[arg(long, default_value = "mixed")]
         precision: String,
         #[arg(long, env = "ASSIST_PYTHON", default_value = "python3")]
         python: String,
@@ -97,7 +97,7 @@ pub enum Command {
         /// Pause between phrases, seconds.
         #[arg(long, default_value_t = 1.2)]
         pause_s: f64,
-        #[arg(long, default_value = "f32")]
+        #[arg(long, default_value = "mixed")]
         precision: String,
         #[arg(long, default_value = "eval/data/asr")]
         data: PathBuf,
@@ -114,7 +114,7 @@ pub enum Command {
         language: Option<String>,
         #[arg(long)]
         prompt: Option<String>,
-        #[arg(long, default_value = "f32")]
+        #[arg(long, default_value = "mixed")]
         precision: String,
         files: Vec<PathBuf>,
     },

@@ -33,6 +33,8 @@ pub mod embed;
 pub mod error;
 pub mod llm;
 mod ops;
+mod q8;
+mod simd;
 pub mod speech;
 pub mod store;
 pub mod worker;

@@ -6,9 +6,9 @@
 //!   compiler vectorises, instead of a scalar libm call per element.
 //! - [`BiasResidualNorm`]: `layer_norm(y + bias + residual)`, the tail of
 //!   every attention and FFN block.
-//! - [`SoftmaxRows`]: softmax over the last dimension with a polynomial exp
-//!   compiled for AVX2+FMA when the CPU has them (candle's calls libm's scalar
-//!   `expf` per value: ~8 % of a Whisper transcription's CPU in perf).
+//! - [`SoftmaxRows`]: softmax over the last dimension with a polynomial exp,
+//!   eight lanes at a time with AVX2 ([`crate::simd`]; candle's calls libm's
+//!   scalar `expf` per value: ~8 % of a Whisper transcription's CPU in perf).
 //! - [`on_each_pool_thread`]: one part of a product per thread of candle's
 //!   barrier pool, for the products gemm does not split well.
 
@@ -158,7 +158,8 @@ fn bias_residual_norm(y: &[f32], r: &[f32], p: &BiasResidualNorm, out: &mut [f32
 }
 
 /// Softmax over the last dimension of a contiguous f32 tensor. Rows are
-/// split over rayon when there are enough of them to pay for it.
+/// split over the barrier pool's threads when there are enough of them to
+/// pay for it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SoftmaxRows;
 
@@ -171,49 +172,49 @@ impl CustomOp1 for SoftmaxRows {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> CResult<(CpuStorage, Shape)> {
-        use rayon::prelude::*;
         let x = contiguous(s, l, self.name())?;
         let n = l.shape().dims().last().copied().unwrap_or(1).max(1);
-        let mut out = vec![0f32; x.len()];
-        if x.len() >= SOFTMAX_PARALLEL_MIN {
-            // Whole rows per task, about 8k values each.
-            let rows = (8192 / n).max(1) * n;
-            out.par_chunks_mut(rows)
-                .zip(x.par_chunks(rows))
-                .for_each(|(o, x)| softmax_rows(x, o, n));
-        } else {
+        let parts = pool_threads();
+        let rows = x.len() / n;
+        if x.len() < SOFTMAX_PARALLEL_MIN || parts == 1 || rows < parts {
+            let mut out = vec![0f32; x.len()];
             softmax_rows(x, &mut out, n);
+            return Ok((CpuStorage::F32(out), l.shape().clone()));
         }
+        // Whole rows per thread of the barrier pool, the pool the products
+        // run on: on rayon, the pool's workers (spinning after the previous
+        // product) and rayon's competed for the same cores, and perf put
+        // 14 % of a transcription in this softmax.
+        let per = rows.div_ceil(parts) * n;
+        let mut out = vec![0f32; x.len()];
+        let parts: Vec<std::sync::Mutex<(&[f32], &mut [f32])>> = x
+            .chunks(per)
+            .zip(out.chunks_mut(per))
+            .map(std::sync::Mutex::new)
+            .collect();
+        on_each_pool_thread(|tid| {
+            if let Some(part) = parts.get(tid) {
+                let mut part = part.lock().unwrap_or_else(|p| p.into_inner());
+                let (x, out) = &mut *part;
+                softmax_rows(x, out, n);
+            }
+        });
+        drop(parts);
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
 }
 
-/// `softmax` of each row of `n` values of `x` into `out`.
+/// `softmax` of each row of `n` values of `x` into `out`: eight lanes at a
+/// time where the CPU has AVX2 ([`crate::simd`]), else portable code.
 pub(crate) fn softmax_rows(x: &[f32], out: &mut [f32], n: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // The one unsafe call: a function compiled for CPU features may only
-        // be called once they are detected, which the line above does.
-        #[allow(unsafe_code)]
-        // SAFETY: the CPU has AVX2 and FMA.
-        unsafe {
-            softmax_rows_avx2(x, out, n)
-        };
-        return;
+    if !crate::simd::softmax_rows(x, out, n) {
+        softmax_rows_portable(x, out, n);
     }
-    softmax_rows_body(x, out, n);
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn softmax_rows_avx2(x: &[f32], out: &mut [f32], n: usize) {
-    softmax_rows_body(x, out, n);
-}
-
-#[inline(always)]
-fn softmax_rows_body(x: &[f32], out: &mut [f32], n: usize) {
+/// The portable softmax (and the reference the AVX2 one is tested against).
+pub(crate) fn softmax_rows_portable(x: &[f32], out: &mut [f32], n: usize) {
     for (xr, or) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
-        // Eight running maxima so the loop vectorises (f32 max is not associative for the compiler).
         let mut m = [f32::NEG_INFINITY; 8];
         let mut chunks = xr.chunks_exact(8);
         for c in &mut chunks {

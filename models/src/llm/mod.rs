@@ -63,7 +63,6 @@ mod fake;
 mod generate;
 mod handle;
 mod model;
-mod q8;
 mod qwen2;
 mod requant;
 mod stream;

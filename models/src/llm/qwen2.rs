@@ -50,8 +50,8 @@ struct Linear {
     q: QMatMul,
     dense: Option<Tensor>,
     /// The same Q8_0 weights repacked for AVX-512 VNNI one-row products,
-    /// where the CPU has it ([`super::q8`]).
-    q8: Option<super::q8::Q8Rows>,
+    /// where the CPU has it ([`crate::q8`]).
+    q8: Option<crate::q8::Q8Rows>,
 }
 
 /// Rows from which a product goes to the dense weights when there are some.
@@ -64,8 +64,8 @@ impl Linear {
         } else {
             None
         };
-        let q8 = if super::q8::available() {
-            super::q8::Q8Rows::from_qtensor(&w)?
+        let q8 = if crate::q8::available() {
+            crate::q8::Q8Rows::from_qtensor(&w)?
         } else {
             None
         };

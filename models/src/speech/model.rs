@@ -22,15 +22,17 @@ pub use candle_transformers::models::whisper::Config;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Precision {
-    /// Everything in f32: the fastest on x86 CPUs in our measurements
-    /// (candle's f32 GEMM beats its q8_0 kernels here), so the default.
-    #[default]
+    /// Everything in f32.
     F32,
     /// Every linear layer and the output projection quantized to q8_0.
     Q8,
-    /// Encoder in f32 (large matrix products, where f32 GEMM is fastest),
-    /// decoder and output projection in q8_0 (one row at a time, where
-    /// memory bandwidth dominates). Less memory than `F32`.
+    /// The default: f32 for every product of several rows (the encoder, the
+    /// cross-attention keys and values, a window's prompt), where candle's
+    /// f32 GEMM is fastest, plus a q8_0 copy of the decoder's matrices for
+    /// its one-token steps, where reading the weights is the cost: an int8
+    /// copy is a quarter of the bytes ([`crate::q8`]). Where the CPU has
+    /// neither AVX2 nor AVX-512 VNNI this is `F32`.
+    #[default]
     Mixed,
 }
 
@@ -46,15 +48,65 @@ impl std::str::FromStr for Precision {
     }
 }
 
-/// A linear layer: weight `[out, in]` (f32 or quantized) and optional bias.
+/// How one part of the model keeps its matrices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quant {
+    /// f32 only.
+    None,
+    /// q8_0 only.
+    Q8,
+    /// f32, and a q8_0 copy for one-row products.
+    F32AndRows,
+}
+
+/// A weight matrix `[out, in]`, as [`Quant`] says.
+#[derive(Debug, Clone)]
+struct Weight {
+    w: QMatMul,
+    /// Repacked q8_0 for one-row products ([`crate::q8::Q8Rows`]).
+    rows: Option<std::sync::Arc<crate::q8::Q8Rows>>,
+}
+
+impl Weight {
+    fn new(w: Tensor, quant: Quant) -> Result<Self> {
+        let quantizable = w.dim(D::Minus1)? % GgmlDType::Q8_0.block_size() == 0;
+        if quant == Quant::None || !quantizable {
+            return Ok(Weight {
+                w: QMatMul::Tensor(w),
+                rows: None,
+            });
+        }
+        let q = QTensor::quantize(&w, GgmlDType::Q8_0)?;
+        let rows = if crate::q8::available() {
+            crate::q8::Q8Rows::from_qtensor(&q)?.map(std::sync::Arc::new)
+        } else {
+            None
+        };
+        let w = match quant {
+            Quant::Q8 => QMatMul::from_qtensor(q)?,
+            _ => QMatMul::Tensor(w),
+        };
+        Ok(Weight { w, rows })
+    }
+
+    /// `x · wᵀ`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match &self.rows {
+            Some(rows) if x.elem_count() == x.dim(D::Minus1)? => rows.gemv(x),
+            _ => matmul(x, &self.w),
+        }
+    }
+}
+
+/// A linear layer: weight `[out, in]` and optional bias.
 #[derive(Debug, Clone)]
 struct Proj {
-    w: QMatMul,
+    w: Weight,
     b: Option<Tensor>,
 }
 
 impl Proj {
-    fn load(vb: &VarBuilder, n_in: usize, n_out: usize, bias: bool, quant: bool) -> Result<Self> {
+    fn load(vb: &VarBuilder, n_in: usize, n_out: usize, bias: bool, quant: Quant) -> Result<Self> {
         let w = vb.get((n_out, n_in), "weight")?;
         let b = if bias {
             Some(vb.get(n_out, "bias")?)
@@ -62,13 +114,13 @@ impl Proj {
             None
         };
         Ok(Proj {
-            w: matmul_weight(w, quant)?,
+            w: Weight::new(w, quant)?,
             b,
         })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = matmul(x, &self.w)?;
+        let y = self.w.forward(x)?;
         match &self.b {
             Some(b) => y.broadcast_add(b),
             None => Ok(y),
@@ -103,14 +155,6 @@ fn matmul(x: &Tensor, w: &QMatMul) -> Result<Tensor> {
     Tensor::cat(&pieces, 1)?.reshape(dims)
 }
 
-fn matmul_weight(w: Tensor, quant: bool) -> Result<QMatMul> {
-    if quant && w.dim(D::Minus1)? % GgmlDType::Q8_0.block_size() == 0 {
-        QMatMul::from_qtensor(QTensor::quantize(&w, GgmlDType::Q8_0)?)
-    } else {
-        Ok(QMatMul::Tensor(w))
-    }
-}
-
 fn layer_norm(vb: VarBuilder, n: usize) -> Result<LayerNorm> {
     Ok(LayerNorm::new(
         vb.get(n, "weight")?,
@@ -132,7 +176,7 @@ struct Attention {
 }
 
 impl Attention {
-    fn load(vb: VarBuilder, n_state: usize, n_head: usize, quant: bool) -> Result<Self> {
+    fn load(vb: VarBuilder, n_state: usize, n_head: usize, quant: Quant) -> Result<Self> {
         Ok(Attention {
             q: Proj::load(&vb.pp("q_proj"), n_state, n_state, true, quant)?,
             k: Proj::load(&vb.pp("k_proj"), n_state, n_state, false, quant)?,
@@ -224,7 +268,7 @@ impl Block {
         n_state: usize,
         n_head: usize,
         cross: bool,
-        quant: bool,
+        quant: Quant,
     ) -> Result<Self> {
         let cross = if cross {
             Some((
@@ -287,7 +331,7 @@ pub struct Encoder {
 }
 
 impl Encoder {
-    fn load(vb: VarBuilder, cfg: &Config, quant: bool) -> Result<Self> {
+    fn load(vb: VarBuilder, cfg: &Config, quant: Quant) -> Result<Self> {
         let n = cfg.d_model;
         let conv = |name: &str, n_in: usize, stride: usize| -> Result<Conv1d> {
             let vb = vb.pp(name);
@@ -343,7 +387,7 @@ impl Encoder {
 #[derive(Debug, Clone)]
 pub struct Decoder {
     embed: Embedding,
-    output: QMatMul,
+    output: Weight,
     positions: Tensor,
     blocks: Vec<Block>,
     ln: LayerNorm,
@@ -352,11 +396,11 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    fn load(vb: VarBuilder, cfg: &Config, quant: bool) -> Result<Self> {
+    fn load(vb: VarBuilder, cfg: &Config, quant: Quant) -> Result<Self> {
         let n = cfg.d_model;
         let embed = vb.get((cfg.vocab_size, n), "embed_tokens.weight")?;
         Ok(Decoder {
-            output: matmul_weight(embed.clone(), quant)?,
+            output: Weight::new(embed.clone(), quant)?,
             embed: Embedding::new(embed, n),
             positions: vb.get((cfg.max_target_positions, n), "embed_positions.weight")?,
             blocks: (0..cfg.decoder_layers)
@@ -414,9 +458,7 @@ impl Decoder {
     /// Logits `[vocab]` of one position of `hidden` (`[1, t, d]`).
     pub fn logits(&self, hidden: &Tensor, position: usize) -> Result<Tensor> {
         let h = hidden.i((.., position..position + 1, ..))?.contiguous()?;
-        matmul(&h, &self.output)?
-            .flatten_all()?
-            .to_dtype(DType::F32)
+        self.output.forward(&h)?.flatten_all()?.to_dtype(DType::F32)
     }
 }
 
@@ -462,9 +504,9 @@ impl Whisper {
     /// Build from HF-layout tensors (`model.encoder.*`, `model.decoder.*`).
     pub fn load(vb: VarBuilder, config: Config, precision: Precision) -> Result<Self> {
         let (enc_q, dec_q) = match precision {
-            Precision::F32 => (false, false),
-            Precision::Q8 => (true, true),
-            Precision::Mixed => (false, true),
+            Precision::F32 => (Quant::None, Quant::None),
+            Precision::Q8 => (Quant::Q8, Quant::Q8),
+            Precision::Mixed => (Quant::None, Quant::F32AndRows),
         };
         Ok(Whisper {
             encoder: Encoder::load(vb.pp("model.encoder"), &config, enc_q)?,

@@ -26,7 +26,7 @@ const SILENCE_MARGIN_FRAMES: usize = 10;
 /// How to load a Whisper model.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
-    /// Weight precision of the linear layers (default f32, the fastest measured).
+    /// Weight precision of the linear layers ([`Precision::Mixed`] by default).
     pub precision: Precision,
     /// Where to cache the conversion of a CTranslate2 model; default
     /// `<store root>/converted/<model id>` (see [`super::converted_dir_for`]).
@@ -336,9 +336,11 @@ impl Transcriber {
             }
             let window_frames = (content_frames - seek).min(WINDOW_FRAMES);
             let offset_s = seek as f64 / FRAMES_PER_SECOND as f64;
+            let window_started = std::time::Instant::now();
             let audio = self
                 .encode(&mel, frames, seek)
                 .map_err(|e| self.infer_err(e))?;
+            let encode_ms = window_started.elapsed().as_secs_f64() * 1e3;
             if language.is_none() {
                 let lang = self.resolve_language(opts, &audio)?;
                 sot = self.sot_sequence(&lang, opts);
@@ -372,6 +374,15 @@ impl Transcriber {
                 model: self.name.clone(),
                 reason: e.to_string(),
             })?;
+            tracing::debug!(
+                offset_s,
+                encode_ms,
+                decode_ms = window_started.elapsed().as_secs_f64() * 1e3 - encode_ms,
+                tokens = result.tokens.len(),
+                prompt_tokens = prompt.len(),
+                temperature = result.temperature,
+                "window transcribed"
+            );
             // Likely no speech, and the text is improbable or a repetition loop
             // (Whisper's typical invention on silence and noise): drop it.
             let silent = result.no_speech_prob > NO_SPEECH_THRESHOLD
