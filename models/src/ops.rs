@@ -215,6 +215,7 @@ pub(crate) fn softmax_rows(x: &[f32], out: &mut [f32], n: usize) {
 /// The portable softmax (and the reference the AVX2 one is tested against).
 pub(crate) fn softmax_rows_portable(x: &[f32], out: &mut [f32], n: usize) {
     for (xr, or) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+        // Eight running maxima so the loop vectorises (f32 max is not associative for the compiler).
         let mut m = [f32::NEG_INFINITY; 8];
         let mut chunks = xr.chunks_exact(8);
         for c in &mut chunks {

@@ -47,7 +47,7 @@ pub(crate) fn kernel() -> Option<Kernel> {
         use std::arch::is_x86_feature_detected as has;
         if has!("avx512f") && has!("avx512bw") && has!("avx512vnni") {
             Some(Kernel::Vnni)
-        } else if has!("avx2") && has!("fma") {
+        } else if crate::simd::avx2() {
             Some(Kernel::Avx2)
         } else {
             None
