@@ -204,6 +204,50 @@ impl CustomOp1 for SoftmaxRows {
     }
 }
 
+/// In place, for the encoder's attention rows: a fresh output as large as
+/// the scores (up to 9 MB a head) would be one more allocation to fault in.
+impl candle_core::InplaceOp1 for SoftmaxRows {
+    fn name(&self) -> &'static str {
+        "softmax-rows-in-place"
+    }
+
+    fn cpu_fwd(&self, s: &mut CpuStorage, l: &Layout) -> CResult<()> {
+        let CpuStorage::F32(data) = s else {
+            candle_core::bail!("softmax-rows-in-place: f32 only");
+        };
+        let Some((a, b)) = l.contiguous_offsets() else {
+            candle_core::bail!("softmax-rows-in-place: input is not contiguous");
+        };
+        let x = &mut data[a..b];
+        let n = l.shape().dims().last().copied().unwrap_or(1).max(1);
+        let parts = pool_threads();
+        let rows = x.len() / n;
+        if x.len() < SOFTMAX_PARALLEL_MIN || parts == 1 || rows < parts {
+            softmax_rows_in_place(x, n);
+            return Ok(());
+        }
+        let per = rows.div_ceil(parts) * n;
+        let parts: Vec<std::sync::Mutex<&mut [f32]>> =
+            x.chunks_mut(per).map(std::sync::Mutex::new).collect();
+        on_each_pool_thread(|tid| {
+            if let Some(part) = parts.get(tid) {
+                softmax_rows_in_place(&mut part.lock().unwrap_or_else(|p| p.into_inner()), n);
+            }
+        });
+        Ok(())
+    }
+}
+
+/// [`softmax_rows`] in place, a row at a time through a row-sized copy
+/// (which stays in L1).
+pub(crate) fn softmax_rows_in_place(x: &mut [f32], n: usize) {
+    let mut row = vec![0f32; n];
+    for r in x.chunks_exact_mut(n) {
+        row.copy_from_slice(r);
+        softmax_rows(&row, r, n);
+    }
+}
+
 /// `softmax` of each row of `n` values of `x` into `out`: eight lanes at a
 /// time where the CPU has AVX2 ([`crate::simd`]), else portable code.
 pub(crate) fn softmax_rows(x: &[f32], out: &mut [f32], n: usize) {
@@ -251,6 +295,97 @@ pub(crate) fn softmax_rows_portable(x: &[f32], out: &mut [f32], n: usize) {
             *o *= inv;
         }
     }
+}
+
+/// One layer's attention keys and values in f16, `[heads, n, d]` each.
+pub(crate) struct F16Heads<'a> {
+    pub k: &'a [half::f16],
+    pub v: &'a [half::f16],
+    pub heads: usize,
+    pub d: usize,
+    pub n: usize,
+}
+
+/// Attention of query rows to keys and values kept in f16 ([`F16Heads`]):
+/// Whisper's decoder, whose cross-attention reads the whole encoder output
+/// on every step. `q` is `[t, heads · d]` as projected, and so is the
+/// result; no mask. The (row, head)
+/// pairs are spread over the barrier pool's threads; with AVX2, FMA and
+/// F16C each runs [`crate::simd::attend_row_f16`], which reads the f16
+/// values directly: half the bytes of f32 on every decoding step.
+pub(crate) fn attend_f16(q: &[f32], kv: &F16Heads<'_>, scale: f32) -> Vec<f32> {
+    let F16Heads { k, v, heads, d, n } = *kv;
+    let width = heads * d;
+    assert!(width > 0 && q.len().is_multiple_of(width));
+    assert!(n > 0 && k.len() == heads * n * d && v.len() == k.len());
+    let t = q.len() / width;
+    let units = t * heads;
+    let parts = pool_threads().min(units.max(1));
+    let run = |part: usize| -> Vec<(usize, Vec<f32>)> {
+        let mut scores = vec![0f32; n];
+        (part..units)
+            .step_by(parts)
+            .map(|u| {
+                let (row, h) = (u / heads, u % heads);
+                let qh = &q[row * width + h * d..][..d];
+                let (kh, vh) = (&k[h * n * d..][..n * d], &v[h * n * d..][..n * d]);
+                let mut out = vec![0f32; d];
+                if !crate::simd::attend_row_f16(qh, kh, vh, scale, &mut scores, &mut out) {
+                    attend_row_f16_portable(qh, kh, vh, scale, &mut scores, &mut out);
+                }
+                (u, out)
+            })
+            .collect()
+    };
+    let pieces = if parts == 1 {
+        vec![run(0)]
+    } else {
+        on_each_pool_thread(|tid| if tid < parts { run(tid) } else { Vec::new() })
+    };
+    let mut out = vec![0f32; q.len()];
+    for (u, piece) in pieces.into_iter().flatten() {
+        let (row, h) = (u / heads, u % heads);
+        out[row * width + h * d..][..d].copy_from_slice(&piece);
+    }
+    out
+}
+
+/// The portable [`crate::simd::attend_row_f16`] (and its test's reference).
+pub(crate) fn attend_row_f16_portable(
+    q: &[f32],
+    k: &[half::f16],
+    v: &[half::f16],
+    scale: f32,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    let d = q.len();
+    for (s, kr) in scores.iter_mut().zip(k.chunks_exact(d)) {
+        *s = scale * q.iter().zip(kr).map(|(a, b)| a * b.to_f32()).sum::<f32>();
+    }
+    let raw = scores.to_vec();
+    softmax_rows_portable(&raw, scores, raw.len().max(1));
+    out.fill(0.0);
+    for (&p, vr) in scores.iter().zip(v.chunks_exact(d)) {
+        for (o, b) in out.iter_mut().zip(vr) {
+            *o += p * b.to_f32();
+        }
+    }
+}
+
+/// `ln Σ eˣ` over `x` (−∞ when empty or fully masked): eight lanes at a
+/// time where the CPU has AVX2 ([`crate::simd`]), else portable code.
+pub(crate) fn log_sum_exp(x: &[f32]) -> f32 {
+    crate::simd::log_sum_exp(x).unwrap_or_else(|| log_sum_exp_portable(x))
+}
+
+/// The portable `ln Σ eˣ` (and the reference the AVX2 one is tested against).
+pub(crate) fn log_sum_exp_portable(x: &[f32]) -> f32 {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if max == f32::NEG_INFINITY {
+        return max;
+    }
+    max + x.iter().map(|&v| exp(v - max)).sum::<f32>().ln()
 }
 
 /// e^x for f32, branch-free so loops over it vectorise: x = k·ln 2 + r with

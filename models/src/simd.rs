@@ -82,6 +82,190 @@ unsafe fn softmax_rows_avx2(x: &[f32], out: &mut [f32], n: usize) {
     }
 }
 
+/// `ln Σ eˣ` over `x` with AVX2 (max first, so nothing overflows); `None`
+/// where the CPU lacks AVX2 or FMA. −∞ for an empty or fully masked slice.
+pub(crate) fn log_sum_exp(x: &[f32]) -> Option<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if avx2() {
+        // SAFETY: the CPU has AVX2 and FMA (checked above); every access
+        // below stays within `x`.
+        return Some(unsafe { log_sum_exp_avx2(x) });
+    }
+    let _ = x;
+    None
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn log_sum_exp_avx2(x: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let lanes = x.len() / 8 * 8;
+    let xp = x.as_ptr();
+    // SAFETY (all loads): i + 8 ≤ lanes ≤ x.len().
+    let mut vmax = _mm256_set1_ps(f32::NEG_INFINITY);
+    for i in (0..lanes).step_by(8) {
+        vmax = _mm256_max_ps(vmax, unsafe { _mm256_loadu_ps(xp.add(i)) });
+    }
+    let mut max = hmax(vmax);
+    for &v in &x[lanes..] {
+        max = max.max(v);
+    }
+    if max == f32::NEG_INFINITY {
+        return max;
+    }
+    let vm = _mm256_set1_ps(max);
+    let mut vsum = _mm256_setzero_ps();
+    for i in (0..lanes).step_by(8) {
+        vsum = _mm256_add_ps(
+            vsum,
+            exp8(_mm256_sub_ps(unsafe { _mm256_loadu_ps(xp.add(i)) }, vm)),
+        );
+    }
+    let mut sum = hsum(vsum);
+    for &v in &x[lanes..] {
+        sum += crate::ops::exp(v - max);
+    }
+    max + sum.ln()
+}
+
+/// Whether this CPU runs [`attend_row_f16`] (AVX2, FMA and F16C).
+pub(crate) fn avx2_f16c() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        avx2() && std::arch::is_x86_feature_detected!("f16c")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// One query row's attention over one head's f16 keys and values:
+/// `out = softmax(scale · k · q) · v`, with `k` and `v` `[n, d]` row-major,
+/// `d = q.len()` a multiple of 8, and `scores` scratch of `n`. False (and
+/// nothing written) where the CPU lacks AVX2, FMA or F16C.
+pub(crate) fn attend_row_f16(
+    q: &[f32],
+    k: &[half::f16],
+    v: &[half::f16],
+    scale: f32,
+    scores: &mut [f32],
+    out: &mut [f32],
+) -> bool {
+    let d = q.len();
+    assert!(d > 0 && d.is_multiple_of(8) && out.len() == d);
+    assert!(k.len() == scores.len() * d && v.len() == k.len());
+    #[cfg(target_arch = "x86_64")]
+    if avx2_f16c() {
+        // SAFETY: the CPU has AVX2, FMA and F16C (checked above); the
+        // lengths are checked above and every access below stays within them.
+        unsafe { attend_row_f16_avx2(q, k, v, scale, scores, out) };
+        return true;
+    }
+    let _ = (q, k, v, scale, scores, out);
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn attend_row_f16_avx2(
+    q: &[f32],
+    k: &[half::f16],
+    v: &[half::f16],
+    scale: f32,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let d = q.len();
+    let n = scores.len();
+    let (qp, kp, vp) = (q.as_ptr(), k.as_ptr().cast::<__m128i>(), v.as_ptr());
+    // Scores: two accumulators per key so the FMAs do not wait on each other.
+    // SAFETY (key loads): row j's 8-value group c/8 ends at j·d + c + 8 ≤ n·d.
+    for (j, s) in scores.iter_mut().enumerate() {
+        let row = unsafe { kp.byte_add(j * d * 2) };
+        let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut c = 0;
+        while c + 16 <= d {
+            let k0 = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(row.byte_add(c * 2)) });
+            let k1 = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(row.byte_add(c * 2 + 16)) });
+            a0 = _mm256_fmadd_ps(k0, unsafe { _mm256_loadu_ps(qp.add(c)) }, a0);
+            a1 = _mm256_fmadd_ps(k1, unsafe { _mm256_loadu_ps(qp.add(c + 8)) }, a1);
+            c += 16;
+        }
+        if c < d {
+            let k0 = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(row.byte_add(c * 2)) });
+            a0 = _mm256_fmadd_ps(k0, unsafe { _mm256_loadu_ps(qp.add(c)) }, a0);
+        }
+        *s = hsum(_mm256_add_ps(a0, a1)) * scale;
+    }
+    // Softmax numerators; the division is applied to the output once.
+    let mut max = f32::NEG_INFINITY;
+    for &s in scores.iter() {
+        max = max.max(s);
+    }
+    let lanes = n / 8 * 8;
+    let sp = scores.as_mut_ptr();
+    let vm = _mm256_set1_ps(max);
+    let mut vsum = _mm256_setzero_ps();
+    for i in (0..lanes).step_by(8) {
+        // SAFETY: i + 8 ≤ lanes ≤ n.
+        let e = exp8(_mm256_sub_ps(unsafe { _mm256_loadu_ps(sp.add(i)) }, vm));
+        unsafe { _mm256_storeu_ps(sp.add(i), e) };
+        vsum = _mm256_add_ps(vsum, e);
+    }
+    let mut sum = hsum(vsum);
+    for s in &mut scores[lanes..] {
+        *s = crate::ops::exp(*s - max);
+        sum += *s;
+    }
+    // out = Σ_j p_j · v_j: 64 output lanes (eight registers) per pass over
+    // the values, then any remaining lanes eight at a time.
+    let inv = 1.0 / sum;
+    let mut c = 0;
+    while c + 64 <= d {
+        // SAFETY: c + 64 ≤ d.
+        unsafe { weighted_sum::<8>(scores, vp, d, c, inv, out) };
+        c += 64;
+    }
+    while c < d {
+        // SAFETY: c + 8 ≤ d.
+        unsafe { weighted_sum::<1>(scores, vp, d, c, inv, out) };
+        c += 8;
+    }
+}
+
+/// `out[c..c + 8N] = inv · Σ_j p_j · v[j, c..c + 8N]`, with N registers of
+/// accumulators. The caller guarantees `c + 8N ≤ d`, `v` holds
+/// `p.len()` rows of `d` values, and `out` holds `d`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn weighted_sum<const N: usize>(
+    p: &[f32],
+    v: *const half::f16,
+    d: usize,
+    c: usize,
+    inv: f32,
+    out: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm256_setzero_ps(); N];
+    for (j, &pj) in p.iter().enumerate() {
+        let w = _mm256_set1_ps(pj);
+        // SAFETY: the caller's bounds: j·d + c + 8N ≤ p.len()·d.
+        let row = unsafe { v.add(j * d + c) };
+        for (a, acc) in acc.iter_mut().enumerate() {
+            let vv = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(row.add(8 * a).cast()) });
+            *acc = _mm256_fmadd_ps(vv, w, *acc);
+        }
+    }
+    let inv = _mm256_set1_ps(inv);
+    for (a, acc) in acc.iter().enumerate() {
+        // SAFETY: c + 8N ≤ d = out.len().
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(c + 8 * a), _mm256_mul_ps(*acc, inv)) };
+    }
+}
+
 /// [`crate::ops::exp`] on eight lanes: the same range reduction, polynomial
 /// and exponent-bit scaling, 0 below -87.
 #[cfg(target_arch = "x86_64")]
@@ -138,6 +322,94 @@ fn hsum(v: std::arch::x86_64::__m256) -> f32 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn f16_attention_matches_the_portable_one_and_f32() {
+        use half::f16;
+        // Whisper's head width (64), a wider one with a tail group (72), a narrow one.
+        for (n, d) in [(1500, 64), (37, 72), (5, 8)] {
+            let q: Vec<f32> = (0..d)
+                .map(|i| ((i * 37 % 19) as f32 - 9.0) * 0.11)
+                .collect();
+            let kf: Vec<f32> = (0..n * d)
+                .map(|i| ((i * 7919 % 211) as f32 - 105.0) * 0.013)
+                .collect();
+            let vf: Vec<f32> = (0..n * d)
+                .map(|i| ((i * 104_729 % 97) as f32 - 48.0) * 0.05)
+                .collect();
+            let k: Vec<f16> = kf.iter().map(|&x| f16::from_f32(x)).collect();
+            let v: Vec<f16> = vf.iter().map(|&x| f16::from_f32(x)).collect();
+            let scale = 1.0 / (d as f32).sqrt();
+            let mut scores = vec![0f32; n];
+            let mut want = vec![0f32; d];
+            crate::ops::attend_row_f16_portable(&q, &k, &v, scale, &mut scores, &mut want);
+            // The f32 arithmetic on the unrounded values stays within f16's rounding.
+            let s: Vec<f32> = kf
+                .chunks_exact(d)
+                .map(|r| scale * r.iter().zip(&q).map(|(a, b)| a * b).sum::<f32>())
+                .collect();
+            let m = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let e: Vec<f32> = s.iter().map(|x| (x - m).exp()).collect();
+            let z: f32 = e.iter().sum();
+            for c in 0..d {
+                let exact: f32 = e
+                    .iter()
+                    .zip(vf.chunks_exact(d))
+                    .map(|(p, r)| p * r[c])
+                    .sum::<f32>()
+                    / z;
+                assert!(
+                    (exact - want[c]).abs() < 5e-3,
+                    "n {n} d {d} lane {c}: {exact} vs {}",
+                    want[c]
+                );
+            }
+            if !super::avx2_f16c() {
+                println!("skipped the AVX2 kernel: no AVX2/F16C on this CPU");
+                continue;
+            }
+            let mut got = vec![0f32; d];
+            assert!(super::attend_row_f16(
+                &q,
+                &k,
+                &v,
+                scale,
+                &mut scores,
+                &mut got
+            ));
+            for (c, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (g - w).abs() <= 1e-5 + 1e-4 * w.abs(),
+                    "n {n} d {d} lane {c}: {g} vs {w}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn avx2_log_sum_exp_matches_the_portable_one() {
+        if !super::avx2() {
+            println!("skipped: no AVX2 on this CPU");
+            return;
+        }
+        for n in [0, 1, 7, 8, 13, 1501, 51_865] {
+            let mut x: Vec<f32> = (0..n)
+                .map(|i| ((i * 7919 % 211) as f32 - 105.0) * 0.37)
+                .collect();
+            if n > 3 {
+                x[1] = f32::NEG_INFINITY;
+                x[2] = -300.0;
+            }
+            let want = crate::ops::log_sum_exp_portable(&x);
+            let got = super::log_sum_exp(&x).unwrap();
+            assert!(
+                got == want || (got - want).abs() <= 1e-5 * want.abs().max(1.0),
+                "n {n}: {got} vs {want}"
+            );
+        }
+        let masked = [f32::NEG_INFINITY; 9];
+        assert_eq!(super::log_sum_exp(&masked), Some(f32::NEG_INFINITY));
+    }
+
     #[test]
     fn avx2_softmax_matches_the_portable_one() {
         if !super::avx2() {

@@ -7,6 +7,7 @@ use candle_core::{Result, Tensor};
 
 use super::model::Whisper;
 use super::tokens::SpecialTokens;
+use crate::ops::log_sum_exp;
 
 /// Threshold above which the decoded text is too repetitive (zlib ratio).
 pub const COMPRESSION_RATIO_THRESHOLD: f64 = 2.4;
@@ -150,13 +151,13 @@ pub fn decode_once(
         if req.timestamps {
             timestamp_rules(&mut logits, &sampled, special);
         }
-        let logprobs = log_softmax(&logits);
         let next = if temperature > 0.0 {
             sample(&logits, temperature, rng)
         } else {
             argmax(&logits)
         };
-        let lp = logprobs[next as usize] as f64;
+        // log-softmax at `next` only: one pass over the vocabulary per step.
+        let lp = (logits[next as usize] - log_sum_exp(&logits)) as f64;
         if lp.is_finite() {
             sum_logprob += lp;
         }
@@ -221,9 +222,10 @@ fn timestamp_rules(logits: &mut [f32], seq: &[u32], sp: &SpecialTokens) {
         }
     }
     if ts < n {
-        let logprobs = log_softmax(logits);
-        let ts_mass = log_sum_exp(&logprobs[ts..]);
-        let best_text = logprobs[..ts]
+        // Both sides in log-probabilities share the same normaliser, so
+        // compare the raw logits: ln Σ over timestamps against the best text.
+        let ts_mass = log_sum_exp(&logits[ts..]);
+        let best_text = logits[..ts]
             .iter()
             .copied()
             .fold(f32::NEG_INFINITY, f32::max);
@@ -258,19 +260,6 @@ fn sample(logits: &[f32], temperature: f64, rng: &mut Rng) -> u32 {
         r -= w;
     }
     argmax(logits)
-}
-
-fn log_sum_exp(v: &[f32]) -> f32 {
-    let max = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if max == f32::NEG_INFINITY {
-        return max;
-    }
-    max + v.iter().map(|&x| (x - max).exp()).sum::<f32>().ln()
-}
-
-fn log_softmax(v: &[f32]) -> Vec<f32> {
-    let lse = log_sum_exp(v);
-    v.iter().map(|&x| x - lse).collect()
 }
 
 fn softmax_at(v: &[f32], i: usize) -> f64 {
