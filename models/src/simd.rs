@@ -45,14 +45,7 @@ unsafe fn softmax_rows_avx2(x: &[f32], out: &mut [f32], n: usize) {
     for (xr, or) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
         let (xp, op) = (xr.as_ptr(), or.as_mut_ptr());
         // SAFETY (all loads and stores): i + 8 ≤ lanes ≤ n, the row's length.
-        let mut vmax = _mm256_set1_ps(f32::NEG_INFINITY);
-        for i in (0..lanes).step_by(8) {
-            vmax = _mm256_max_ps(vmax, unsafe { _mm256_loadu_ps(xp.add(i)) });
-        }
-        let mut max = hmax(vmax);
-        for &v in &xr[lanes..] {
-            max = max.max(v);
-        }
+        let max = max_avx2(xr);
         if max == f32::NEG_INFINITY {
             // Every value masked: uniform, as the plain formula's NaNs are no use.
             or.fill(1.0 / n as f32);
@@ -102,14 +95,7 @@ unsafe fn log_sum_exp_avx2(x: &[f32]) -> f32 {
     let lanes = x.len() / 8 * 8;
     let xp = x.as_ptr();
     // SAFETY (all loads): i + 8 ≤ lanes ≤ x.len().
-    let mut vmax = _mm256_set1_ps(f32::NEG_INFINITY);
-    for i in (0..lanes).step_by(8) {
-        vmax = _mm256_max_ps(vmax, unsafe { _mm256_loadu_ps(xp.add(i)) });
-    }
-    let mut max = hmax(vmax);
-    for &v in &x[lanes..] {
-        max = max.max(v);
-    }
+    let max = max_avx2(x);
     if max == f32::NEG_INFINITY {
         return max;
     }
@@ -200,10 +186,7 @@ unsafe fn attend_row_f16_avx2(
         *s = hsum(_mm256_add_ps(a0, a1)) * scale;
     }
     // Softmax numerators; the division is applied to the output once.
-    let mut max = f32::NEG_INFINITY;
-    for &s in scores.iter() {
-        max = max.max(s);
-    }
+    let max = max_avx2(scores);
     let lanes = n / 8 * 8;
     let sp = scores.as_mut_ptr();
     let vm = _mm256_set1_ps(max);
@@ -298,6 +281,20 @@ fn exp8(x: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
     )));
     let under = _mm256_cmp_ps::<_CMP_LT_OQ>(x, _mm256_set1_ps(-87.0));
     _mm256_andnot_ps(under, _mm256_mul_ps(p, scale))
+}
+
+/// The largest value of `x` (−∞ when empty).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn max_avx2(x: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let lanes = x.len() / 8 * 8;
+    let mut vmax = _mm256_set1_ps(f32::NEG_INFINITY);
+    for i in (0..lanes).step_by(8) {
+        // SAFETY: i + 8 ≤ lanes ≤ x.len().
+        vmax = _mm256_max_ps(vmax, unsafe { _mm256_loadu_ps(x.as_ptr().add(i)) });
+    }
+    x[lanes..].iter().fold(hmax(vmax), |m, &v| m.max(v))
 }
 
 #[cfg(target_arch = "x86_64")]
