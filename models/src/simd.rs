@@ -51,18 +51,8 @@ unsafe fn softmax_rows_avx2(x: &[f32], out: &mut [f32], n: usize) {
             or.fill(1.0 / n as f32);
             continue;
         }
-        let vm = _mm256_set1_ps(max);
-        let mut vsum = _mm256_setzero_ps();
-        for i in (0..lanes).step_by(8) {
-            let e = exp8(_mm256_sub_ps(unsafe { _mm256_loadu_ps(xp.add(i)) }, vm));
-            unsafe { _mm256_storeu_ps(op.add(i), e) };
-            vsum = _mm256_add_ps(vsum, e);
-        }
-        let mut sum = hsum(vsum);
-        for (o, &v) in or[lanes..].iter_mut().zip(&xr[lanes..]) {
-            *o = crate::ops::exp(v - max);
-            sum += *o;
-        }
+        // SAFETY: both pointers address a row of n values.
+        let sum = unsafe { exp_shifted(xp, op, n, max) };
         let inv = 1.0 / sum;
         let vinv = _mm256_set1_ps(inv);
         for i in (0..lanes).step_by(8) {
@@ -187,21 +177,9 @@ unsafe fn attend_row_f16_avx2(
     }
     // Softmax numerators; the division is applied to the output once.
     let max = max_avx2(scores);
-    let lanes = n / 8 * 8;
     let sp = scores.as_mut_ptr();
-    let vm = _mm256_set1_ps(max);
-    let mut vsum = _mm256_setzero_ps();
-    for i in (0..lanes).step_by(8) {
-        // SAFETY: i + 8 ≤ lanes ≤ n.
-        let e = exp8(_mm256_sub_ps(unsafe { _mm256_loadu_ps(sp.add(i)) }, vm));
-        unsafe { _mm256_storeu_ps(sp.add(i), e) };
-        vsum = _mm256_add_ps(vsum, e);
-    }
-    let mut sum = hsum(vsum);
-    for s in &mut scores[lanes..] {
-        *s = crate::ops::exp(*s - max);
-        sum += *s;
-    }
+    // SAFETY: in place over the n scores.
+    let sum = unsafe { exp_shifted(sp, sp, n, max) };
     // out = Σ_j p_j · v_j: 64 output lanes (eight registers) per pass over
     // the values, then any remaining lanes eight at a time.
     let inv = 1.0 / sum;
@@ -281,6 +259,32 @@ fn exp8(x: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
     )));
     let under = _mm256_cmp_ps::<_CMP_LT_OQ>(x, _mm256_set1_ps(-87.0));
     _mm256_andnot_ps(under, _mm256_mul_ps(p, scale))
+}
+
+/// `out[i] = e^(x[i] − max)` for `i < n`, and their sum: softmax's
+/// numerators. `x` and `out` may be the same pointer (in place); the caller
+/// guarantees both address `n` values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn exp_shifted(x: *const f32, out: *mut f32, n: usize, max: f32) -> f32 {
+    use std::arch::x86_64::*;
+    let lanes = n / 8 * 8;
+    let vm = _mm256_set1_ps(max);
+    let mut vsum = _mm256_setzero_ps();
+    for i in (0..lanes).step_by(8) {
+        // SAFETY: i + 8 ≤ lanes ≤ n, within the caller's bounds.
+        let e = exp8(_mm256_sub_ps(unsafe { _mm256_loadu_ps(x.add(i)) }, vm));
+        unsafe { _mm256_storeu_ps(out.add(i), e) };
+        vsum = _mm256_add_ps(vsum, e);
+    }
+    let mut sum = hsum(vsum);
+    for i in lanes..n {
+        // SAFETY: i < n.
+        let e = crate::ops::exp(unsafe { *x.add(i) } - max);
+        unsafe { *out.add(i) = e };
+        sum += e;
+    }
+    sum
 }
 
 /// The largest value of `x` (−∞ when empty).
