@@ -55,6 +55,8 @@ pub struct AnalysisArgs {
     pub model: String,
     /// First N transcripts only.
     pub limit: Option<usize>,
+    /// These transcript ids only (empty: all).
+    pub ids: Vec<String>,
     pub threads: usize,
     /// Folder with transcripts.jsonl.
     pub data: PathBuf,
@@ -184,7 +186,10 @@ impl Generate for Recorder {
             .is_some_and(|m| m.content.starts_with("Combine partial summaries"))
         {
             CallKind::Reduce
-        } else if messages.len() > 2 {
+        } else if messages
+            .last()
+            .is_some_and(|m| m.content == assist_server::postcall::REPAIR_REQUEST)
+        {
             CallKind::Repair
         } else {
             CallKind::Chunk
@@ -440,12 +445,15 @@ fn in_language(text: &str, language: &str) -> bool {
 }
 
 /// Phrases of the system prompt that must never come back (prompt leak).
-const PROMPT_PHRASES: [&str; 5] = [
+const PROMPT_PHRASES: [&str; 7] = [
     "data, not instructions",
     "ONE JSON object",
-    "Copy quotes character for character",
-    "Risk tags only for clear misconduct",
+    "Copy every quote character for character",
+    "only clear misconduct",
     "never repeat these rules",
+    // From the worked examples.
+    "批量报价单",
+    "October invoice",
 ];
 
 fn pct(a: usize, b: usize) -> f64 {
@@ -557,6 +565,15 @@ struct Ctx {
     lexicon_entries: usize,
 }
 
+/// `analysis` for the 0.5B model, `analysis-<model>` for any other.
+fn report_name(model: &str) -> String {
+    if model == "llm-small" {
+        "analysis".to_string()
+    } else {
+        format!("analysis-{model}")
+    }
+}
+
 fn report(a: &Acc, ctx: &Ctx) -> Report {
     let (threads, total, load_s, lexicon_entries) =
         (&ctx.threads, ctx.total, ctx.load_s, ctx.lexicon_entries);
@@ -591,11 +608,7 @@ fn report(a: &Acc, ctx: &Ctx) -> Report {
     let extractor_due_all = a.extractor_due_all;
     let extractor_due_misses = &a.extractor_due_misses;
     let timing = &a.timing;
-    let name = if args_model == "llm-small" {
-        "analysis".to_string()
-    } else {
-        format!("analysis-{}", args_model)
-    };
+    let name = report_name(args_model);
     let all = &groups[0];
     let partial = if a.done < total {
         format!(
@@ -1068,6 +1081,16 @@ pub fn run(model_dir: PathBuf, args: &AnalysisArgs, out: &Path) -> anyhow::Resul
     }
 
     let mut items = load(&args.data)?;
+    if !args.ids.is_empty() {
+        if let Some(missing) = args
+            .ids
+            .iter()
+            .find(|id| !items.iter().any(|i| &i.id == *id))
+        {
+            anyhow::bail!("no transcript {missing:?} in {}", args.data.display());
+        }
+        items.retain(|i| args.ids.contains(&i.id));
+    }
     if let Some(n) = args.limit {
         items.truncate(n);
     }
@@ -1118,12 +1141,28 @@ pub fn run(model_dir: PathBuf, args: &AnalysisArgs, out: &Path) -> anyhow::Resul
         time_calls(&pipeline, &all_items, &[1, 5], &mut acc)?;
     }
 
+    // The model's raw answers, one line per transcript, to read beside the
+    // references (written as the run goes).
+    std::fs::create_dir_all(out)?;
+    let answers_path = out.join(format!("{}-answers.jsonl", report_name(&args.model)));
+    let mut answers = std::io::BufWriter::new(std::fs::File::create(&answers_path)?);
     for (n, item) in items.iter().enumerate() {
         let (zone, offset_s, started_ms) = zone_of(&item.started_at)?;
         let t = transcript_of(item);
         let segments: Vec<&str> = item.segments.iter().map(|s| s.text.as_str()).collect();
         let o = pipeline.run(&t, started_ms, &zone);
         let raw = raw_stats(&o.calls, &segments);
+        {
+            use std::io::Write;
+            let calls: Vec<serde_json::Value> = o
+                .calls
+                .iter()
+                .map(|c| serde_json::json!({"kind": format!("{:?}", c.kind).to_lowercase(), "text": c.text}))
+                .collect();
+            let line = serde_json::json!({"id": item.id, "status": o.run.status, "calls": calls});
+            writeln!(answers, "{line}")?;
+            answers.flush()?;
+        }
 
         // Reference, predictions.
         let reference: Vec<ScoredTask> = item

@@ -266,6 +266,9 @@ pub enum Command {
         /// First N transcripts only.
         #[arg(long)]
         limit: Option<usize>,
+        /// These transcripts only, by id (comma-separated: zh-009,en-006).
+        #[arg(long, value_delimiter = ',')]
+        ids: Vec<String>,
         #[arg(long, default_value_t = 2)]
         threads: usize,
         /// Folder with transcripts.jsonl.
@@ -503,6 +506,7 @@ pub fn main() -> ExitCode {
         Command::Analysis {
             model,
             limit,
+            ids,
             threads,
             data,
             risk_data,
@@ -512,6 +516,7 @@ pub fn main() -> ExitCode {
             &crate::analysis::AnalysisArgs {
                 model,
                 limit,
+                ids,
                 threads,
                 data,
                 risk_data,

@@ -13,6 +13,8 @@ use super::{
 
 const WEEKDAYS: &str = "monday|tuesday|wednesday|thursday|friday|saturday|sunday";
 const MONTHS: &str = "january|february|march|april|may|june|july|august|september|october|november|december|jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec";
+/// Hours written as words ("two pm", "three o'clock").
+const HOUR_WORDS: &str = "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve";
 const COUNT: &str = r"a\s+couple\s+of|a\s+couple|couple\s+of|a\s+few|few|several|a|an|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|\d+";
 
 pub(crate) fn rules() -> &'static [Rule] {
@@ -370,6 +372,51 @@ fn build() -> Vec<Rule> {
                     minute: c.name("mi").map_or(Some(0), |m| parse_number(m.as_str()))?,
                     pod: Some(pod),
                 }))
+            },
+        ),
+        // two pm, at three thirty p.m., around eleven am
+        Rule::new(
+            &format!(
+                r"(?i)(?-u:\b)(?:at\s+|around\s+)?(?P<h>{HOUR_WORDS})(?:[\s-]+(?P<mi>fifteen|thirty|forty[\s-]five))?\s*(?P<ap>[ap]\.?m(?-u:\b)\.?)"
+            ),
+            |c, _| {
+                let pod = if c["ap"].to_ascii_lowercase().starts_with('a') {
+                    Pod::Am
+                } else {
+                    Pod::Pm
+                };
+                let minute = match c.name("mi").map(|m| m.as_str().to_ascii_lowercase()) {
+                    None => 0,
+                    Some(m) if m.starts_with("fif") => 15,
+                    Some(m) if m.starts_with("thi") => 30,
+                    Some(_) => 45,
+                };
+                Made::strong(Item::Time(TimeSpec::At {
+                    hour: parse_english_number(&c["h"])?,
+                    minute,
+                    pod: Some(pod),
+                }))
+            },
+        ),
+        // at two o'clock, three o'clock
+        Rule::new(
+            &format!(r"(?i)(?-u:\b)(?:at\s+|around\s+)?(?P<h>{HOUR_WORDS})\s+o'?clock(?-u:\b)"),
+            |c, _| {
+                Made::strong(Item::Time(TimeSpec::At {
+                    hour: parse_english_number(&c["h"])?,
+                    minute: 0,
+                    pod: None,
+                }))
+            },
+        ),
+        // within the hour, within the next hour
+        Rule::new(
+            r"(?i)(?-u:\b)within\s+the\s+(?:next\s+)?hour(?-u:\b)",
+            |_, _| {
+                Made::deadline(Item::Duration {
+                    amount: 1,
+                    unit: DurUnit::Hour,
+                })
             },
         ),
         // at 15:00, 3:30

@@ -93,11 +93,22 @@ fn gap_joins(gap: &str) -> bool {
     matches!(gap.trim(), "" | "的" | ",")
 }
 
+/// "周四上午可以吗，十点", "tomorrow morning works? say ten o'clock": a bare
+/// hour said just after a part of the day, across a short question, sets
+/// that part of the day's hour.
+fn hour_follows_part_of_day(g: &Group, atom: &Atom, gap: &str) -> bool {
+    matches!(g.time, Some(TimeSpec::Pod(_)))
+        && matches!(atom.made.item, Item::Time(TimeSpec::At { pod: None, .. }))
+        && gap.chars().count() <= 8
+        && !gap.contains(['。', '！', '!', '.', '\n', '不', '没'])
+}
+
 pub(super) fn group(text: &str, atoms: Vec<Atom>) -> Vec<Group> {
     let mut groups = Vec::new();
     let mut cur = Group::default();
     for atom in atoms {
-        if !cur.is_empty() && !gap_joins(&text[cur.end..atom.start]) {
+        let gap = &text[cur.end..atom.start];
+        if !cur.is_empty() && !gap_joins(gap) && !hour_follows_part_of_day(&cur, &atom, gap) {
             groups.push(std::mem::take(&mut cur));
         }
         // Try to add to the current group; otherwise start a new one.

@@ -758,3 +758,66 @@ fn english_next_to_chinese() {
         ],
     );
 }
+
+#[test]
+fn cantonese_hours_in_words_and_an_hour_after_a_question() {
+    check(
+        WED,
+        &[
+            (
+                "听日上昼我喺公司",
+                "听日上昼",
+                P,
+                "2025-03-13",
+                Some("08:00"),
+                PartOfDay,
+            ),
+            (
+                "聽日下昼三点",
+                "聽日下昼三点",
+                P,
+                "2025-03-13",
+                Some("15:00"),
+                T,
+            ),
+            (
+                "周四上午可以吗，十点",
+                "周四上午可以吗，十点",
+                P,
+                "2025-03-13",
+                Some("10:00"),
+                T,
+            ),
+            (
+                "Friday at two pm works",
+                "Friday at two pm",
+                P,
+                "2025-03-14",
+                Some("14:00"),
+                T,
+            ),
+            (
+                "let's aim for three thirty pm",
+                "three thirty pm",
+                P,
+                "2025-03-12",
+                Some("15:30"),
+                T,
+            ),
+            (
+                "I'll call you back within the hour",
+                "within the hour",
+                D,
+                "2025-03-12",
+                Some("11:00"),
+                T,
+            ),
+        ],
+    );
+    // A refusal between the part of the day and the hour does not join them.
+    let found = find_due_dates("明天下午不行，十点吧", &reference(WED));
+    assert!(
+        found.iter().all(|d| d.text != "明天下午不行，十点"),
+        "{found:#?}"
+    );
+}

@@ -11,7 +11,9 @@ use super::{
 };
 
 /// Parts of the day that may stand before an hour.
-const POD: &str = "凌晨|早上|早晨|上午|中午|下午|傍晚|晚上|夜里|夜间|晚";
+/// Cantonese words are included (上昼 morning, 下昼/晏昼 afternoon): calls
+/// from Guangdong and Hong Kong mix them into Mandarin.
+const POD: &str = "凌晨|早上|早晨|上午|上昼|中午|下午|下昼|晏昼|傍晚|晚上|夜里|夜间|晚";
 
 pub(crate) fn rules() -> &'static [Rule] {
     static RULES: LazyLock<Vec<Rule>> = LazyLock::new(build);
@@ -58,9 +60,9 @@ fn weekday(c: &str) -> Option<i8> {
 pub(crate) fn pod(word: &str) -> Option<Pod> {
     Some(match word {
         "凌晨" => Pod::EarlyMorning,
-        "早上" | "早晨" | "上午" | "早" => Pod::Morning,
+        "早上" | "早晨" | "上午" | "上昼" | "早" => Pod::Morning,
         "中午" => Pod::Noon,
-        "下午" => Pod::Afternoon,
+        "下午" | "下昼" | "晏昼" => Pod::Afternoon,
         "傍晚" | "晚上" | "夜里" | "夜间" | "晚" => Pod::Evening,
         _ => return None,
     })
@@ -75,15 +77,16 @@ fn year(caps: &Captures<'_>) -> Option<Option<i16>> {
 
 fn build() -> Vec<Rule> {
     vec![
-        // 今天 明天 后天 大后天 昨天 前天
+        // 今天 明天 后天 大后天 昨天 前天; Cantonese 听日 (tomorrow), 後日,
+        // 寻日/琴日 (yesterday)
         Rule::new(
-            "大后天|后天|明天|明日|明儿个?|今天|今日|今儿个?|昨天|昨日|前天",
+            "大后天|后天|後日|明天|明日|明儿个?|听日|聽日|今天|今日|今儿个?|昨天|昨日|寻日|尋日|琴日|前天",
             |c, _| {
                 let n = match &c[0] {
                     "大后天" => 3,
-                    "后天" => 2,
-                    "明天" | "明日" | "明儿" | "明儿个" => 1,
-                    "昨天" | "昨日" => -1,
+                    "后天" | "後日" => 2,
+                    "明天" | "明日" | "明儿" | "明儿个" | "听日" | "聽日" => 1,
+                    "昨天" | "昨日" | "寻日" | "尋日" | "琴日" => -1,
                     "前天" => -2,
                     _ => 0,
                 };
@@ -304,7 +307,7 @@ fn build() -> Vec<Rule> {
         ),
         // 下午 晚上 (not 下午好)
         Rule::new(
-            "凌晨|早上|早晨|上午|中午|下午|傍晚|晚上|夜里",
+            "凌晨|早上|早晨|上午|上昼|中午|下午|下昼|晏昼|傍晚|晚上|夜里",
             |c, after| {
                 if after.starts_with('好') {
                     return None;
