@@ -467,7 +467,18 @@ mod tests {
                 "logits differ by {} at position {pos}",
                 max_diff(&got, &want)
             );
-            assert_eq!(argmax(&got), argmax(&want));
+            // The same next token, unless the top two are closer than the
+            // models' measured difference (the test's prompt ids are
+            // arbitrary, so near ties happen; seen on a Zen 1 CPU).
+            let (mine, theirs_best) = (argmax(&got), argmax(&want));
+            if mine != theirs_best {
+                let logits = got.to_vec1::<f32>().unwrap();
+                let gap = logits[mine as usize] - logits[theirs_best as usize];
+                assert!(
+                    gap <= max_diff(&got, &want),
+                    "argmax {mine} vs {theirs_best} at position {pos}: gap {gap} is no near tie"
+                );
+            }
             let next = argmax(&want);
             want = feed(&mut theirs, &[next], pos);
             got = ours.forward(&[next], pos).unwrap();
