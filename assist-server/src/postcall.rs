@@ -87,6 +87,17 @@ pub struct LlmAnalysis {
     pub next_best_action: String,
 }
 
+impl LlmAnalysis {
+    /// Every quote offered as evidence: the tasks' source quotes, then the
+    /// risk tags' evidence.
+    pub fn quotes(&self) -> impl Iterator<Item = &str> {
+        self.tasks
+            .iter()
+            .filter_map(|t| t.source_quote.as_deref())
+            .chain(self.risk_tags.iter().map(|r| r.evidence_quote.as_str()))
+    }
+}
+
 /// How the model run went.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LlmRun {

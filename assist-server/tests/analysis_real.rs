@@ -75,12 +75,7 @@ async fn a_real_model_gives_a_valid_document_with_verbatim_evidence() {
             .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
         "a Chinese call gets a Chinese summary: {a:?}"
     );
-    let quotes = a
-        .tasks
-        .iter()
-        .filter_map(|t| t.source_quote.as_deref())
-        .chain(a.risk_tags.iter().map(|r| r.evidence_quote.as_str()));
-    for q in quotes {
+    for q in a.quotes() {
         assert!(
             zh.turns.iter().any(|t| t.text.contains(q)),
             "evidence not in the transcript: {q:?}"

@@ -267,12 +267,7 @@ fn raw_stats(calls: &[Call], segments: &[&str]) -> RawStats {
     };
     let mut pending = false;
     let count = |a: &LlmAnalysis, s: &mut RawStats| {
-        let quotes = a
-            .tasks
-            .iter()
-            .filter_map(|t| t.source_quote.as_deref())
-            .chain(a.risk_tags.iter().map(|r| r.evidence_quote.as_str()));
-        for q in quotes {
+        for q in a.quotes() {
             s.quotes += 1;
             s.quotes_verbatim += usize::from(score::verbatim(q, segments));
         }
