@@ -130,6 +130,12 @@ pub struct AnalysisConfig {
         global = true
     )]
     pub analysis_time_zone: String,
+    /// Whether the model's own risk tags join the risk engine's in the
+    /// analysis (`true`/`false`). Unset: yes, except for the 0.5B model,
+    /// whose tags were measured as noise (risk F1 0.04 alone; adding them
+    /// cut the merged precision from 0.94 to 0.375, `eval/reports/analysis.md`).
+    #[arg(long, env = "ASSIST_ANALYSIS_LLM_RISK_TAGS", global = true)]
+    pub analysis_llm_risk_tags: Option<bool>,
 }
 
 impl Default for AnalysisConfig {
@@ -137,7 +143,17 @@ impl Default for AnalysisConfig {
         AnalysisConfig {
             analysis_model: "llm".into(),
             analysis_time_zone: "Asia/Shanghai".into(),
+            analysis_llm_risk_tags: None,
         }
+    }
+}
+
+impl AnalysisConfig {
+    /// Whether the analysis keeps the model's risk tags (see
+    /// [`AnalysisConfig::analysis_llm_risk_tags`]).
+    pub fn llm_risk_tags(&self) -> bool {
+        self.analysis_llm_risk_tags
+            .unwrap_or_else(|| crate::postcall::trusts_risk_tags(&self.analysis_model))
     }
 }
 
@@ -805,6 +821,19 @@ mod tests {
             err.contains("max_body_bytes") || err.contains("integer"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_small_models_risk_tags_are_off_unless_asked_for() {
+        let mut a = AnalysisConfig::default();
+        assert!(a.llm_risk_tags(), "the 1.5B default keeps its tags");
+        a.analysis_model = "llm-small".into();
+        assert!(!a.llm_risk_tags());
+        a.analysis_llm_risk_tags = Some(true);
+        assert!(a.llm_risk_tags());
+        a.analysis_model = "llm".into();
+        a.analysis_llm_risk_tags = Some(false);
+        assert!(!a.llm_risk_tags());
     }
 
     #[test]

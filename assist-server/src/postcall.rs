@@ -130,6 +130,15 @@ pub const RISK_CATEGORIES: [&str; 7] = [
     "over_promising",
     "compliance_phrase",
 ];
+/// Whether a model's risk tags are worth keeping by default. The 0.5B's
+/// are not: on the labelled set they scored risk F1 0.04 alone and, merged
+/// with the engine's, cut its precision from 0.94 to 0.375 (it tags
+/// ordinary lines `side_deal` with the examples' confidence). The 1.5B's
+/// raised the merged recall from 0.58 to 0.69 at precision 0.75.
+pub fn trusts_risk_tags(model: &str) -> bool {
+    !matches!(model, "llm-small" | "qwen2.5-coder-0.5b-instruct")
+}
+
 const SENTIMENTS: [&str; 5] = ["positive", "neutral", "negative", "improving", "worsening"];
 
 /// The system message: the fields, the rules and the risk categories. It is
@@ -144,7 +153,7 @@ Fields:\n\
 - objections: the customer's concerns (price, contract, timing ...) with how the rep answered, or null.\n\
 - tasks: what someone promised or agreed to do after the conversation. title: the action in a few words of your own; owner: rep or customer; due_text: the transcript's words saying when, or null; source_quote: the words of the promise, copied from the transcript.\n\
 - risk_tags: only clear misconduct by the rep or the customer, not a refusal of it. category is one of: side_deal (a deal outside the company's contract: pay a personal account, skip the contract, an off-the-books price), kickback (money, a red packet or a rebate for a person), private_contact (moving the talk to a personal WeChat, phone number or app), competitor (running down a competitor with unfounded claims), abuse (insults), over_promising (guaranteed results, 100%, cannot lose), compliance_phrase (avoiding records: delete messages, keep it off the record, this chat is monitored). evidence_quote: the words copied from the transcript; confidence: 0 to 1.\n\
-- sentiment: the customer's mood, one of positive, neutral, negative, improving, worsening.\n\
+- sentiment: the customer's mood, one of: positive (pleased, friendly, agreeing), neutral (businesslike, no clear feeling either way), negative (annoyed, complaining or refusing throughout), improving (started unhappy and ended satisfied), worsening (started fine and ended unhappy).\n\
 - next_best_action: one sentence for the rep.\n\
 Copy every quote character for character from one transcript line. Use [] when there is nothing.";
 
@@ -173,7 +182,7 @@ const EXAMPLES: [(&str, &str, &str, &str); 2] = [
          [4] customer: Great, thanks. Could you also add our PO number this time?\n\
          [5] rep: Sure, can you send me the PO number?\n\
          [6] customer: Will do, I'll dig it out tomorrow\n",
-        r#"{"summary": "The customer reported that the October invoice still bills 40 seats instead of 32. The rep promised a corrected invoice by Thursday end of day, gave out a personal mobile number and asked for the PO number to add to the invoice. The customer will send the PO number tomorrow.", "customer_needs": ["a corrected invoice for 32 seats", "the PO number on the invoice"], "objections": [], "tasks": [{"title": "Reissue the October invoice for 32 seats", "owner": "rep", "due_text": "by Thursday EOD", "source_quote": "I'll get billing to reissue it by Thursday EOD"}, {"title": "Send the PO number", "owner": "customer", "due_text": "tomorrow", "source_quote": "I'll dig it out tomorrow"}], "risk_tags": [{"category": "private_contact", "evidence_quote": "just ring my own mobile, 07700 900123", "confidence": 0.8}], "sentiment": "improving", "next_best_action": "Have billing reissue the invoice with the PO number before Thursday EOD."}"#,
+        r#"{"summary": "The customer reported that the October invoice still bills 40 seats instead of 32. The rep promised a corrected invoice by Thursday end of day, gave out a personal mobile number and asked for the PO number to add to the invoice. The customer will send the PO number tomorrow.", "customer_needs": ["a corrected invoice for 32 seats", "the PO number on the invoice"], "objections": [], "tasks": [{"title": "Reissue the October invoice for 32 seats", "owner": "rep", "due_text": "by Thursday EOD", "source_quote": "I'll get billing to reissue it by Thursday EOD"}, {"title": "Send the PO number", "owner": "customer", "due_text": "tomorrow", "source_quote": "I'll dig it out tomorrow"}], "risk_tags": [{"category": "private_contact", "evidence_quote": "just ring my own mobile, 07700 900123", "confidence": 0.8}], "sentiment": "positive", "next_best_action": "Have billing reissue the invoice with the PO number before Thursday EOD."}"#,
     ),
 ];
 
@@ -224,8 +233,11 @@ fn json_object(text: &str) -> Option<(String, bool)> {
     let start = text.find('{')?;
     let body = &text[start..];
     // Walk the text tracking strings and nesting (hand-written: no crate
-    // repairs truncated JSON, and this is small).
+    // repairs truncated JSON, and this is small). Each comma outside a
+    // string is a place the answer can be cut back to, with the brackets
+    // open there.
     let mut stack = Vec::new();
+    let mut commas: Vec<(usize, Vec<char>)> = Vec::new();
     let mut in_str = false;
     let mut escaped = false;
     for (i, c) in body.char_indices() {
@@ -242,6 +254,7 @@ fn json_object(text: &str) -> Option<(String, bool)> {
             '"' => in_str = true,
             '{' => stack.push('}'),
             '[' => stack.push(']'),
+            ',' => commas.push((i, stack.clone())),
             '}' | ']' => {
                 stack.pop();
                 if stack.is_empty() {
@@ -251,7 +264,26 @@ fn json_object(text: &str) -> Option<(String, bool)> {
             _ => {}
         }
     }
-    // Cut off: close the open string and brackets.
+    // Cut off. Close the open string and brackets; when that does not parse
+    // (the cut fell inside a key, or an answer stopped for looping ends in
+    // `{"`), drop the element being written: cut back to a comma and close
+    // there, trying the latest commas first.
+    let full = close_cut_off(body, in_str, escaped, stack);
+    if parses(&full) {
+        return Some((full, true));
+    }
+    for (at, open) in commas.into_iter().rev().take(64) {
+        let cut = close_cut_off(&body[..at], false, false, open);
+        if parses(&cut) {
+            return Some((cut, true));
+        }
+    }
+    Some((full, true))
+}
+
+/// Close a cut-off JSON text: end the open string, drop a dangling comma,
+/// give a dangling key a null value, close the open brackets.
+fn close_cut_off(body: &str, in_str: bool, escaped: bool, mut stack: Vec<char>) -> String {
     let mut out = body.trim_end().to_string();
     if escaped {
         out.pop();
@@ -275,7 +307,49 @@ fn json_object(text: &str) -> Option<(String, bool)> {
     while let Some(close) = stack.pop() {
         out.push(close);
     }
-    Some((out, true))
+    out
+}
+
+/// Escape quotes that a model left bare inside a string (`"it says
+/// "permission denied" when ..."`): a quote that would end a string but is
+/// not followed by `,` `:` `}` `]` or the end is taken as part of the text.
+/// Hand-written, like [`json_object`]; used only when the answer does not
+/// parse as it is.
+fn escape_stray_quotes(text: &str) -> String {
+    let Some(start) = text.find('{') else {
+        return text.to_string();
+    };
+    let mut out = String::with_capacity(text.len() + 8);
+    out.push_str(&text[..start]);
+    let body = &text[start..];
+    let mut in_str = false;
+    let mut escaped = false;
+    for (i, c) in body.char_indices() {
+        if in_str {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => {
+                    let next = body[i + 1..].chars().find(|c| !c.is_whitespace());
+                    if matches!(next, None | Some(',' | ':' | '}' | ']')) {
+                        in_str = false;
+                    } else {
+                        out.push('\\');
+                    }
+                }
+                _ => {}
+            }
+        } else if c == '"' {
+            in_str = true;
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn parses(json: &str) -> bool {
+    serde_json::from_str::<Value>(json).is_ok()
+        || serde_json::from_str::<Value>(&drop_trailing_commas(json)).is_ok()
 }
 
 fn drop_trailing_commas(s: &str) -> String {
@@ -332,10 +406,14 @@ fn objects(v: &Value) -> Vec<&serde_json::Map<String, Value>> {
 /// Parse a model answer leniently. `None` when no JSON object is in it.
 /// The flag says the answer was cut off and closed by the parser.
 pub fn parse_answer(text: &str) -> Option<(LlmAnalysis, bool)> {
-    let (json, truncated) = json_object(text)?;
-    let v: Value = serde_json::from_str(&json)
-        .or_else(|_| serde_json::from_str(&drop_trailing_commas(&json)))
-        .ok()?;
+    let value = |text: &str| {
+        let (json, truncated) = json_object(text)?;
+        let v: Value = serde_json::from_str(&json)
+            .or_else(|_| serde_json::from_str(&drop_trailing_commas(&json)))
+            .ok()?;
+        Some((v, truncated))
+    };
+    let (v, truncated) = value(text).or_else(|| value(&escape_stray_quotes(text)))?;
     let o = v.as_object()?;
     let get = |k: &str| o.get(k).unwrap_or(&Value::Null);
     let owner =
@@ -835,6 +913,27 @@ mod tests {
         let text = "{\"summary\": \"x\", \"objections\": [{\"objection\": \"贵\", \"answer\":";
         let (a, _) = parse_answer(text).unwrap();
         assert_eq!(a.objections[0].answer, None);
+        // Stopped for looping inside a list: the element being written is
+        // dropped, the ones before it are kept.
+        let text = "{\"summary\": \"x\", \"tasks\": [{\"title\": \"发报价\", \"owner\": \"rep\", \"source_quote\": \"我明天发您\"}, {\"";
+        let (a, truncated) = parse_answer(text).unwrap();
+        assert!(truncated);
+        assert_eq!(a.tasks.len(), 1);
+        assert_eq!(a.tasks[0].title, "发报价");
+        // Cut inside a key.
+        let text = "{\"summary\": \"x\", \"sentiment\": \"neutral\", \"next_be";
+        let (a, _) = parse_answer(text).unwrap();
+        assert_eq!((a.summary.as_str(), a.sentiment.as_str()), ("x", "neutral"));
+    }
+
+    #[test]
+    fn bare_quotes_inside_a_string_are_kept_as_text() {
+        let text = r#"{"summary": "He said "permission denied" twice.", "tasks": [{"title": "Fix the "export" role", "owner": "rep", "source_quote": "asap"}], "sentiment": "negative"}"#;
+        let (a, truncated) = parse_answer(text).unwrap();
+        assert!(!truncated);
+        assert_eq!(a.summary, r#"He said "permission denied" twice."#);
+        assert_eq!(a.tasks[0].title, r#"Fix the "export" role"#);
+        assert_eq!(a.sentiment, "negative");
     }
 
     #[test]

@@ -64,6 +64,8 @@ pub struct AnalysisArgs {
     pub risk_data: PathBuf,
     /// Skip the 1-, 5- and 15-minute timing calls.
     pub no_timing: bool,
+    /// Only the timing calls (report `<report>-timing`).
+    pub timing_only: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -377,10 +379,16 @@ impl Pipeline {
             }
         }
         let merged_tasks = merge_tasks(rules.clone(), &llm.tasks, started_ms, zone);
-        let merged_tags = merge_risk_tags(
-            engine.iter().map(|(_, _, d)| d.clone()).collect(),
-            &llm.risk_tags,
-        );
+        // As the server does: the model's tags join only when it is trusted
+        // with them (`AnalysisConfig::llm_risk_tags`, unset).
+        let llm_tags: &[assist_server::postcall::LlmRiskTag] =
+            if assist_server::postcall::trusts_risk_tags(&self.model) {
+                &llm.risk_tags
+            } else {
+                &[]
+            };
+        let merged_tags =
+            merge_risk_tags(engine.iter().map(|(_, _, d)| d.clone()).collect(), llm_tags);
         let rules_ms = t1.elapsed().as_secs_f64() * 1000.0;
         let calls = self.log.lock().map(|l| l.clone()).unwrap_or_default();
         Outcome {
@@ -471,6 +479,10 @@ struct Group {
     rules: TaskScore,
     llm: TaskScore,
     merged: TaskScore,
+    /// A merge the server does not ship, measured to decide whether it
+    /// should: the rules' tasks kept only where the model confirmed them
+    /// (origin `both`), plus the model's own.
+    confirmed: TaskScore,
     risk_engine: Prf,
     risk_llm: Prf,
     risk_merged: Prf,
@@ -665,10 +677,24 @@ fn report(a: &Acc, ctx: &Ctx) -> Report {
     );
     prf_figs(
         &mut r,
+        "task strict, variant: rule tasks only when the model confirms them",
+        &all.confirmed.strict,
+        &all.merged.strict,
+        "merged as shipped",
+    );
+    prf_figs(
+        &mut r,
         "task lenient, merged",
         &all.merged.lenient,
         &all.rules.lenient,
         "rules alone",
+    );
+    prf_figs(
+        &mut r,
+        "task lenient, variant: rule tasks only when the model confirms them",
+        &all.confirmed.lenient,
+        &all.merged.lenient,
+        "merged as shipped",
     );
     prf_figs(
         &mut r,
@@ -948,6 +974,12 @@ fn report(a: &Acc, ctx: &Ctx) -> Report {
         "Evidence in the merged documents: {doc_verbatim}/{doc_quotes} verbatim; {doc_ellipsis_only} more are risk-engine snippets that the product stores with \"…\" \
          where it cut the context (verbatim once the \"…\" is removed, which is how the merged risk F1 counts them); the rest are not in the transcript."
     ));
+    if !assist_server::postcall::trusts_risk_tags(args_model) {
+        r.note(format!(
+            "The merged risk tags are the engine's alone: the server leaves `{args_model}`'s own risk tags out unless \
+             `analysis_llm_risk_tags = true` (they are still scored above as \"LLM alone\")."
+        ));
+    }
     r.note("Risk engine: lexicon eval/data/risk/lexicon.jsonl (".to_string() + &lexicon_entries.to_string() + " entries) + pattern detectors, no semantic detector, per segment with the segment's speaker role, alerting hits only; its evidence for scoring is the hit's span.");
     r.note("LLM tasks' due = their due_text resolved by the date rules (resolve_due), as merge_tasks does for LLM-only tasks. Raw JSON validity: every chunk's first answer is one JSON object with all seven fields in the right types, as it stands.");
     for (id, pass, what) in hard {
@@ -1089,6 +1121,10 @@ pub fn run(model_dir: PathBuf, args: &AnalysisArgs, out: &Path) -> anyhow::Resul
     if let Some(n) = args.limit {
         items.truncate(n);
     }
+    let all_items = items_all(args, &items)?;
+    if args.timing_only {
+        items.clear();
+    }
     let (entries, _) = crate::risk::load(&args.risk_data)?;
     let lexicon_entries = entries.len();
     let engine = RiskEngine::build(entries, EngineOptions::default())?;
@@ -1131,7 +1167,6 @@ pub fn run(model_dir: PathBuf, args: &AnalysisArgs, out: &Path) -> anyhow::Resul
         ..Acc::default()
     };
     // Timing calls: 1 and 5 minutes first (the target), 15 after the set.
-    let all_items = items_all(args, &items)?;
     if !args.no_timing {
         time_calls(&pipeline, &all_items, &[1, 5], &mut acc)?;
     }
@@ -1139,8 +1174,13 @@ pub fn run(model_dir: PathBuf, args: &AnalysisArgs, out: &Path) -> anyhow::Resul
     // The model's raw answers, one line per transcript, to read beside the
     // references (written as the run goes).
     std::fs::create_dir_all(out)?;
+    // (Not with --timing-only, which must leave the set's answers as they are.)
     let answers_path = out.join(format!("{}-answers.jsonl", report_name(&args.model)));
-    let mut answers = std::io::BufWriter::new(std::fs::File::create(&answers_path)?);
+    let mut answers = std::io::BufWriter::new(if args.timing_only {
+        Box::new(std::io::sink()) as Box<dyn std::io::Write>
+    } else {
+        Box::new(std::fs::File::create(&answers_path)?)
+    });
     for (n, item) in items.iter().enumerate() {
         let (zone, offset_s, started_ms) = zone_of(&item.started_at)?;
         let t = transcript_of(item);
@@ -1231,6 +1271,14 @@ pub fn run(model_dir: PathBuf, args: &AnalysisArgs, out: &Path) -> anyhow::Resul
         let s_rules = score::score_tasks(&rules, &reference, offset_s);
         let s_llm = score::score_tasks(&llm_tasks, &reference, offset_s);
         let s_merged = score::score_tasks(&merged, &reference, offset_s);
+        let model_answered = matches!(o.run.status.as_str(), "ok" | "repaired");
+        let confirmed: Vec<ScoredTask> = merged
+            .iter()
+            .zip(&o.merged_tasks)
+            .filter(|(_, m)| !model_answered || m.origin != "rule")
+            .map(|(t, _)| t.clone())
+            .collect();
+        let s_confirmed = score::score_tasks(&confirmed, &reference, offset_s);
 
         let ref_cats: Vec<String> = item
             .reference
@@ -1269,6 +1317,7 @@ pub fn run(model_dir: PathBuf, args: &AnalysisArgs, out: &Path) -> anyhow::Resul
                 g.rules.add(s_rules);
                 g.llm.add(s_llm);
                 g.merged.add(s_merged);
+                g.confirmed.add(s_confirmed);
                 g.risk_engine.add(r_engine);
                 g.risk_llm.add(r_llm);
                 g.risk_merged.add(r_merged);
@@ -1421,13 +1470,36 @@ pub fn run(model_dir: PathBuf, args: &AnalysisArgs, out: &Path) -> anyhow::Resul
         time_calls(&pipeline, &all_items, &[15], &mut acc)?;
     }
     pipeline.llm.shutdown();
-    report(&acc, &ctx).finish(out)?;
+    let mut r = report(&acc, &ctx);
+    if args.timing_only {
+        timing_report(&mut r, &args.model, &threads);
+    }
+    r.finish(out)?;
     Ok(())
 }
 
-/// The whole set (timing calls are built from all of it, whatever `--limit`).
+/// Keep only the timing calls' figures and notes (`--timing-only`: no
+/// transcript was scored, so the quality figures would be empty ratios).
+fn timing_report(r: &mut Report, model: &str, threads: &str) {
+    let timing = |m: &str| {
+        ["1-minute", "5-minute", "15-minute", "model load"]
+            .iter()
+            .any(|p| m.starts_with(p))
+    };
+    r.figures.retain(|f| timing(&f.metric));
+    r.notes
+        .retain(|n| n.starts_with("5-minute call target") || n.starts_with("Timing calls"));
+    r.name = format!("{}-timing", report_name(model));
+    r.description = format!(
+        "End-to-end post-call analysis time with `{model}` on {threads} thread(s) for 1-, 5- and 15-minute calls in Chinese and English \
+         (`assist-eval analysis --model {model} --timing-only`). Peer for the 5-minute call: the issue's 30 s target on 2 cores."
+    );
+}
+
+/// The whole set (timing calls are built from all of it, whatever `--limit`
+/// or `--ids`).
 fn items_all(args: &AnalysisArgs, items: &[Item]) -> anyhow::Result<Vec<Item>> {
-    if args.limit.is_none() {
+    if args.limit.is_none() && args.ids.is_empty() {
         return Ok(items.to_vec());
     }
     load(&args.data)

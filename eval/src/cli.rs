@@ -278,8 +278,12 @@ pub enum Command {
         #[arg(long, default_value = "eval/data/risk")]
         risk_data: PathBuf,
         /// Skip the 1-, 5- and 15-minute timing calls.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "timing_only")]
         no_timing: bool,
+        /// Only the 1-, 5- and 15-minute timing calls, no quality scoring;
+        /// the report is `<report>-timing` (e.g. `analysis-llm-timing`).
+        #[arg(long)]
+        timing_only: bool,
     },
     /// Risk-engine quality: precision / recall / F1 per category for lexicon
     /// only, + pattern detectors, + the semantic detector.
@@ -511,6 +515,7 @@ pub fn main() -> ExitCode {
             data,
             risk_data,
             no_timing,
+            timing_only,
         } => crate::analysis::run(
             model_dir,
             &crate::analysis::AnalysisArgs {
@@ -521,6 +526,7 @@ pub fn main() -> ExitCode {
                 data,
                 risk_data,
                 no_timing,
+                timing_only,
             },
             &cli.out,
         ),
