@@ -238,20 +238,12 @@ fn json_object(text: &str) -> Option<(String, bool)> {
     // open there.
     let mut stack = Vec::new();
     let mut commas: Vec<(usize, Vec<char>)> = Vec::new();
-    let mut in_str = false;
-    let mut escaped = false;
+    let mut strings = Strings::default();
     for (i, c) in body.char_indices() {
-        if in_str {
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_str = false,
-                _ => {}
-            }
+        if strings.inside(c) {
             continue;
         }
         match c {
-            '"' => in_str = true,
             '{' => stack.push('}'),
             '[' => stack.push(']'),
             ',' => commas.push((i, stack.clone())),
@@ -268,7 +260,7 @@ fn json_object(text: &str) -> Option<(String, bool)> {
     // (the cut fell inside a key, or an answer stopped for looping ends in
     // `{"`), drop the element being written: cut back to a comma and close
     // there, trying the latest commas first.
-    let full = close_cut_off(body, in_str, escaped, stack);
+    let full = close_cut_off(body, strings.in_str, strings.escaped, stack);
     if parses(&full) {
         return Some((full, true));
     }
@@ -322,29 +314,47 @@ fn escape_stray_quotes(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
     out.push_str(&text[..start]);
     let body = &text[start..];
-    let mut in_str = false;
-    let mut escaped = false;
+    let mut strings = Strings::default();
     for (i, c) in body.char_indices() {
-        if in_str {
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => {
-                    let next = body[i + 1..].chars().find(|c| !c.is_whitespace());
-                    if matches!(next, None | Some(',' | ':' | '}' | ']')) {
-                        in_str = false;
-                    } else {
-                        out.push('\\');
-                    }
-                }
-                _ => {}
+        if strings.in_str && !strings.escaped && c == '"' {
+            let next = body[i + 1..].chars().find(|c| !c.is_whitespace());
+            if !matches!(next, None | Some(',' | ':' | '}' | ']')) {
+                out.push_str("\\\"");
+                continue;
             }
-        } else if c == '"' {
-            in_str = true;
         }
+        strings.inside(c);
         out.push(c);
     }
     out
+}
+
+/// Where a character-by-character walk of JSON text is relative to its
+/// strings (the one piece of lexing the repairs here need).
+#[derive(Debug, Default)]
+struct Strings {
+    in_str: bool,
+    /// The previous character was a backslash inside a string.
+    escaped: bool,
+}
+
+impl Strings {
+    /// Feed one character; `true` when it belongs to a string (its quotes
+    /// included), so it is text, not structure.
+    fn inside(&mut self, c: char) -> bool {
+        if self.in_str {
+            match (self.escaped, c) {
+                (true, _) => self.escaped = false,
+                (false, '\\') => self.escaped = true,
+                (false, '"') => self.in_str = false,
+                _ => {}
+            }
+            true
+        } else {
+            self.in_str = c == '"';
+            self.in_str
+        }
+    }
 }
 
 fn parses(json: &str) -> bool {
@@ -354,26 +364,11 @@ fn parses(json: &str) -> bool {
 
 fn drop_trailing_commas(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    let chars: Vec<char> = s.chars().collect();
-    let mut in_str = false;
-    let mut escaped = false;
-    for (i, &c) in chars.iter().enumerate() {
-        if in_str {
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_str = false,
-                _ => {}
-            }
-            out.push(c);
-            continue;
-        }
-        if c == '"' {
-            in_str = true;
-        }
-        if c == ',' {
-            let next = chars[i + 1..].iter().find(|c| !c.is_whitespace());
-            if matches!(next, Some('}') | Some(']')) {
+    let mut strings = Strings::default();
+    for (i, c) in s.char_indices() {
+        if !strings.inside(c) && c == ',' {
+            let next = s[i + 1..].chars().find(|c| !c.is_whitespace());
+            if matches!(next, Some('}' | ']')) {
                 continue;
             }
         }
