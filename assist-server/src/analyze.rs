@@ -151,11 +151,15 @@ pub fn merge_tasks(
 }
 
 /// The engine's tags first; a model tag of the same category whose quote
-/// overlaps one makes it `both`; the rest are added as `llm`.
+/// overlaps one makes it `both`; the rest are added as `llm`. Without
+/// `with_llm` (a model not trusted with risk tags, see
+/// [`crate::config::AnalysisConfig::llm_risk_tags`]) the engine's stand alone.
 pub fn merge_risk_tags(
     engine: Vec<DocRiskTag>,
     llm: &[crate::postcall::LlmRiskTag],
+    with_llm: bool,
 ) -> Vec<DocRiskTag> {
+    let llm = if with_llm { llm } else { &[] };
     let mut tags: Vec<DocRiskTag> = Vec::new();
     for e in engine {
         if !tags
@@ -340,12 +344,11 @@ impl AnalyzeCalls {
                 origin: "engine".into(),
             })
             .collect();
-        let llm_tags: &[postcall::LlmRiskTag] = if self.config.analysis.llm_risk_tags() {
-            &llm.risk_tags
-        } else {
-            &[]
-        };
-        let risk_tags = merge_risk_tags(engine_tags, llm_tags);
+        let risk_tags = merge_risk_tags(
+            engine_tags,
+            &llm.risk_tags,
+            self.config.analysis.llm_risk_tags(),
+        );
 
         let doc_tasks: Vec<DocTask> = tasks
             .iter()

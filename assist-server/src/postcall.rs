@@ -357,9 +357,15 @@ impl Strings {
     }
 }
 
+/// `json` as a value, forgiving trailing commas.
+fn to_value(json: &str) -> Option<Value> {
+    serde_json::from_str(json)
+        .or_else(|_| serde_json::from_str(&drop_trailing_commas(json)))
+        .ok()
+}
+
 fn parses(json: &str) -> bool {
-    serde_json::from_str::<Value>(json).is_ok()
-        || serde_json::from_str::<Value>(&drop_trailing_commas(json)).is_ok()
+    to_value(json).is_some()
 }
 
 fn drop_trailing_commas(s: &str) -> String {
@@ -403,10 +409,7 @@ fn objects(v: &Value) -> Vec<&serde_json::Map<String, Value>> {
 pub fn parse_answer(text: &str) -> Option<(LlmAnalysis, bool)> {
     let value = |text: &str| {
         let (json, truncated) = json_object(text)?;
-        let v: Value = serde_json::from_str(&json)
-            .or_else(|_| serde_json::from_str(&drop_trailing_commas(&json)))
-            .ok()?;
-        Some((v, truncated))
+        Some((to_value(&json)?, truncated))
     };
     let (v, truncated) = value(text).or_else(|| value(&escape_stray_quotes(text)))?;
     let o = v.as_object()?;

@@ -381,14 +381,11 @@ impl Pipeline {
         let merged_tasks = merge_tasks(rules.clone(), &llm.tasks, started_ms, zone);
         // As the server does: the model's tags join only when it is trusted
         // with them (`AnalysisConfig::llm_risk_tags`, unset).
-        let llm_tags: &[assist_server::postcall::LlmRiskTag] =
-            if assist_server::postcall::trusts_risk_tags(&self.model) {
-                &llm.risk_tags
-            } else {
-                &[]
-            };
-        let merged_tags =
-            merge_risk_tags(engine.iter().map(|(_, _, d)| d.clone()).collect(), llm_tags);
+        let merged_tags = merge_risk_tags(
+            engine.iter().map(|(_, _, d)| d.clone()).collect(),
+            &llm.risk_tags,
+            assist_server::postcall::trusts_risk_tags(&self.model),
+        );
         let rules_ms = t1.elapsed().as_secs_f64() * 1000.0;
         let calls = self.log.lock().map(|l| l.clone()).unwrap_or_default();
         Outcome {
