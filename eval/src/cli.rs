@@ -149,6 +149,9 @@ pub enum Command {
         /// Read prompts with the quantized kernels (no dense f32 copy of the weights).
         #[arg(long)]
         no_dense_prefill: bool,
+        /// Run Q4_K/Q6_K matrices on candle's kernels instead of ours (AVX-512 VNNI).
+        #[arg(long)]
+        candle_kquants: bool,
     },
     /// (internal) Run our LLM in this process and print JSON: the child that
     /// `llm-bench` measures.
@@ -168,6 +171,8 @@ pub enum Command {
         no_requant: bool,
         #[arg(long)]
         no_dense_prefill: bool,
+        #[arg(long)]
+        candle_kquants: bool,
     },
     /// Script-suggestion quality: BM25 only, vectors only and hybrid, side by side.
     Retrieval {
@@ -399,6 +404,7 @@ pub fn main() -> ExitCode {
             skip_peer,
             no_requant,
             no_dense_prefill,
+            candle_kquants,
         } => crate::llm_bench::run(
             model_dir,
             &crate::llm_bench::LlmBenchArgs {
@@ -411,6 +417,7 @@ pub fn main() -> ExitCode {
                 skip_peer,
                 no_requant,
                 no_dense_prefill,
+                candle_kquants,
             },
             &cli.out,
         )
@@ -423,6 +430,7 @@ pub fn main() -> ExitCode {
             rounds,
             no_requant,
             no_dense_prefill,
+            candle_kquants,
         } => crate::llm_bench::llm_run(
             &model,
             threads,
@@ -432,6 +440,7 @@ pub fn main() -> ExitCode {
             &assist_models::llm::LlmLoadOptions {
                 requantize_slow_blocks: !no_requant,
                 dense_prefill: !no_dense_prefill,
+                kquant_kernels: !candle_kquants,
             },
         ),
         Command::Retrieval {

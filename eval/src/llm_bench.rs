@@ -129,6 +129,8 @@ pub struct LlmBenchArgs {
     pub no_requant: bool,
     /// Read prompts with the quantized kernels (no dense f32 weights).
     pub no_dense_prefill: bool,
+    /// Run Q4_K/Q6_K matrices on candle's kernels instead of ours.
+    pub candle_kquants: bool,
 }
 
 /// One engine's rounds (ours and the peer print the same JSON).
@@ -248,8 +250,9 @@ pub fn llm_run(
     }
     let run = LlmRun {
         engine: format!(
-            "ours (candle, {} tensors re-quantized to Q8_0, prompts on {})",
+            "ours (candle, {} tensors re-quantized to Q8_0, {} Q4_K/Q6_K matrices on our AVX-512 VNNI kernels, other prompts on {})",
             llm.info().requantized_tensors,
+            llm.info().kquant_tensors,
             if opts.dense_prefill {
                 "dense f32 weights"
             } else {
@@ -364,6 +367,9 @@ pub fn run(model_dir: PathBuf, args: &LlmBenchArgs, out: &Path) -> anyhow::Resul
         }
         if args.no_dense_prefill {
             cmd.arg("--no-dense-prefill");
+        }
+        if args.candle_kquants {
+            cmd.arg("--candle-kquants");
         }
         run_json(cmd, "ours (assist-eval llm-run)")
     };

@@ -34,6 +34,7 @@ pub mod error;
 pub mod llm;
 mod ops;
 mod q8;
+mod qk;
 mod simd;
 pub mod speech;
 pub mod store;

@@ -58,6 +58,11 @@ pub struct LlmLoadOptions {
     /// about 4 bytes per parameter more memory: 1.4 GB for the 0.5B model,
     /// 5.2 GB for the 1.5B). Qwen2 only. On by default.
     pub dense_prefill: bool,
+    /// Run Q4_K and Q6_K matrices (a Q4_K_M model's) on our AVX-512 VNNI
+    /// kernels where the CPU has them (`qk`), for decoding and prompts
+    /// alike; such matrices then need no dense copy. Qwen2 only. On by
+    /// default; off to measure candle's own k-quant kernels.
+    pub kquant_kernels: bool,
 }
 
 impl Default for LlmLoadOptions {
@@ -65,6 +70,7 @@ impl Default for LlmLoadOptions {
         LlmLoadOptions {
             requantize_slow_blocks: true,
             dense_prefill: true,
+            kquant_kernels: true,
         }
     }
 }
@@ -88,6 +94,10 @@ pub struct LlmInfo {
     pub tokenizer_json: bool,
     /// Matrices re-quantized to Q8_0 at load time (see [`LlmLoadOptions`]).
     pub requantized_tensors: usize,
+    /// Q4_K/Q6_K matrices on our AVX-512 VNNI kernels, for prompts and
+    /// decoding (see [`LlmLoadOptions::kquant_kernels`]); the rest run on
+    /// candle's kernels, with a dense f32 copy for prompts if asked.
+    pub kquant_tensors: usize,
 }
 
 enum Weights {
@@ -277,6 +287,10 @@ impl Llm {
             file_bytes,
             tokenizer_json: tokenizer_json.is_some(),
             requantized_tensors: slow.len(),
+            kquant_tensors: match &weights {
+                Weights::Qwen2(w) => w.kquant_matrices(),
+                Weights::Qwen3(_) => 0,
+            },
         };
         tracing::info!(
             model = %info.name,
@@ -285,6 +299,7 @@ impl Llm {
             context_length,
             tokenizer_json = info.tokenizer_json,
             requantized = slow.len(),
+            kquant = info.kquant_tensors,
             load_ms = started.elapsed().as_millis() as u64,
             "llm loaded"
         );
@@ -406,6 +421,7 @@ fn load_weights<R: std::io::Read + std::io::Seek>(
             reader,
             device,
             opts.dense_prefill,
+            opts.kquant_kernels,
         )?),
         Architecture::Qwen3 => Weights::Qwen3(quantized_qwen3::ModelWeights::from_gguf(
             content, reader, device,

@@ -41,24 +41,39 @@ struct Layer {
     v_cache: Option<Tensor>,
 }
 
-/// A weight matrix: quantized for one-token steps, where reading the weights
-/// is the cost, and optionally dense f32 for prompts, where the arithmetic is:
-/// candle's f32 GEMM (AVX-512 where the CPU has it) multiplies a 256-token
-/// chunk several times faster than its quantized kernels, which re-quantize
-/// the activations and take int8 dot products row by column.
-struct Linear {
-    q: QMatMul,
-    dense: Option<Tensor>,
-    /// The same Q8_0 weights repacked for AVX-512 VNNI one-row products,
-    /// where the CPU has it ([`crate::q8`]).
-    q8: Option<crate::q8::Q8Rows>,
+/// A weight matrix, in the form each kind of product runs fastest on:
+///
+/// - Q4_K and Q6_K (a Q4_K_M model's) on our AVX-512 VNNI kernels
+///   ([`crate::qk`]) for one row and for prompts alike, where the CPU has
+///   them; nothing else is kept.
+/// - Otherwise quantized for one-token steps, where reading the weights is
+///   the cost (Q8_0 repacked for [`crate::q8`]'s one-row kernel, the rest on
+///   candle's), and optionally dense f32 for prompts, where the arithmetic
+///   is: candle's f32 GEMM multiplies a 256-token chunk several times
+///   faster than its quantized kernels, which re-quantize the activations
+///   and take int8 dot products row by column.
+enum Linear {
+    KQuant(crate::qk::KRows),
+    Quantized {
+        q: QMatMul,
+        dense: Option<Tensor>,
+        /// The same Q8_0 weights repacked for one-row products, where the
+        /// CPU has AVX2 or AVX-512 VNNI.
+        q8: Option<crate::q8::Q8Rows>,
+    },
 }
 
 /// Rows from which a product goes to the dense weights when there are some.
 const DENSE_MIN_ROWS: usize = 8;
 
 impl Linear {
-    fn new(w: QTensor, dense: bool) -> Result<Self> {
+    fn new(w: QTensor, dense: bool, kquants: bool) -> Result<Self> {
+        if kquants
+            && crate::qk::available()
+            && let Some(k) = crate::qk::KRows::from_qtensor(&w)?
+        {
+            return Ok(Linear::KQuant(k));
+        }
         let dense = if dense {
             Some(w.dequantize(&w.device())?)
         } else {
@@ -69,7 +84,7 @@ impl Linear {
         } else {
             None
         };
-        Ok(Linear {
+        Ok(Linear::Quantized {
             q: QMatMul::from_qtensor(w)?,
             dense,
             q8,
@@ -78,10 +93,13 @@ impl Linear {
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let rows = x.elem_count() / x.dim(candle_core::D::Minus1)?;
-        match (&self.dense, &self.q8) {
-            (Some(w), _) if rows >= DENSE_MIN_ROWS => x.broadcast_matmul(&w.t()?),
-            (_, Some(q8)) if rows == 1 => q8.gemv(x),
-            _ => self.q.forward(x),
+        match self {
+            Linear::KQuant(k) => k.forward(x),
+            Linear::Quantized { dense: Some(w), .. } if rows >= DENSE_MIN_ROWS => {
+                x.broadcast_matmul(&w.t()?)
+            }
+            Linear::Quantized { q8: Some(q8), .. } if rows == 1 => q8.gemv(x),
+            Linear::Quantized { q, .. } => q.forward(x),
         }
     }
 }
@@ -113,6 +131,7 @@ impl Qwen2 {
         reader: &mut R,
         device: &Device,
         dense_prefill: bool,
+        kquant_kernels: bool,
     ) -> Result<Self> {
         let md = |key: &str| match ct.metadata.get(&format!("qwen2.{key}")) {
             Some(v) => Ok(v),
@@ -143,14 +162,16 @@ impl Qwen2 {
         let norm = RmsNorm::from_qtensor(tensor("output_norm.weight")?, eps)?;
         // Only the last position reaches the output: no dense copy.
         let output = match tensor("output.weight") {
-            Ok(w) => Linear::new(w, false)?,
+            Ok(w) => Linear::new(w, false, kquant_kernels)?,
             // Tied embeddings.
-            Err(_) => Linear::new(tensor("token_embd.weight")?, false)?,
+            Err(_) => Linear::new(tensor("token_embd.weight")?, false, kquant_kernels)?,
         };
         let mut layers = Vec::with_capacity(blocks);
         for i in 0..blocks {
             let mut t = |name: &str| tensor(&format!("blk.{i}.{name}"));
-            let mut q = |name: &str| -> Result<Linear> { Linear::new(t(name)?, dense_prefill) };
+            let mut q = |name: &str| -> Result<Linear> {
+                Linear::new(t(name)?, dense_prefill, kquant_kernels)
+            };
             let (wq, wk, wv, wo) = (
                 q("attn_q.weight")?,
                 q("attn_k.weight")?,
@@ -194,6 +215,18 @@ impl Qwen2 {
             context_length,
             len: 0,
         })
+    }
+
+    /// Matrices on the k-quant kernels ([`Linear::KQuant`]).
+    pub(crate) fn kquant_matrices(&self) -> usize {
+        let layers = self
+            .layers
+            .iter()
+            .flat_map(|l| [&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down]);
+        layers
+            .chain([&self.output])
+            .filter(|m| matches!(m, Linear::KQuant(_)))
+            .count()
     }
 
     /// Positions held in the cache.
@@ -427,6 +460,22 @@ mod tests {
 
     #[test]
     fn matches_candles_qwen2_through_chunks_decoding_and_truncation() {
+        matches_candles_qwen2(false);
+    }
+
+    /// The same with the model's Q4_K and Q6_K matrices on our kernels
+    /// (where the CPU has AVX-512 VNNI): their activations are quantized per
+    /// 32 values, candle's per 256, so the logits differ by rounding only.
+    #[test]
+    fn matches_candles_qwen2_with_our_kquant_kernels() {
+        if !crate::qk::available() {
+            println!("skipped: no AVX-512 VNNI on this CPU");
+            return;
+        }
+        matches_candles_qwen2(true);
+    }
+
+    fn matches_candles_qwen2(kquants: bool) {
         let Some(path) = gguf() else { return };
         let device = Device::Cpu;
         // Both models from the same re-quantized image (candle's Q5_0 kernel is scalar).
@@ -441,7 +490,7 @@ mod tests {
         let (mut a, mut b) = (image.clone(), image);
         let mut theirs =
             quantized_qwen2::ModelWeights::from_gguf(load(&mut a), &mut a, &device).unwrap();
-        let mut ours = Qwen2::from_gguf(load(&mut b), &mut b, &device, false).unwrap();
+        let mut ours = Qwen2::from_gguf(load(&mut b), &mut b, &device, false, kquants).unwrap();
 
         let prompt: Vec<u32> = (0..37u32).map(|i| 1000 + i * 97).collect();
         let feed = |m: &mut quantized_qwen2::ModelWeights, ids: &[u32], pos: usize| {
