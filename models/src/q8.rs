@@ -308,6 +308,24 @@ impl Q8Rows {
     }
 }
 
+/// `r` rounded half away from zero (`f32::round`, Q8_0's rounding) in a
+/// form the compiler vectorizes: `round` is a libm call per value on the
+/// x86-64 baseline, which has no rounding instruction (1.4 % of a 1.5B
+/// model's prompt in perf).
+/// (Adding ±0.5 before truncating would round 0.49999997 up: the sum ties.)
+pub(crate) fn round_away(r: f32) -> i32 {
+    let t = r as i32;
+    // Exact for |r| < 2²³, which quantized values are.
+    let fraction = r - t as f32;
+    if fraction >= 0.5 {
+        t + 1
+    } else if fraction <= -0.5 {
+        t - 1
+    } else {
+        t
+    }
+}
+
 /// `x` quantized per block of 32 to int8 (Q8_0's rounding) and offset by
 /// 128 into u8, with the blocks' scales.
 fn quantize_row(x: &[f32]) -> (Vec<u8>, Vec<f32>) {
@@ -322,7 +340,7 @@ fn quantize_row(x: &[f32]) -> (Vec<u8>, Vec<f32>) {
         let scale = amax / 127.0;
         let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
         for (q, &v) in qb.iter_mut().zip(xb) {
-            *q = ((v * inv).round() as i32 + 128).clamp(1, 255) as u8;
+            *q = (round_away(v * inv) + 128).clamp(1, 255) as u8;
         }
         *d = scale;
     }
@@ -335,6 +353,17 @@ mod tests {
     use candle_core::{Device, Module, Tensor};
 
     use super::*;
+
+    #[test]
+    fn round_away_is_f32_round() {
+        for i in -1000..=1000 {
+            for r in [i as f32 * 0.25, i as f32 * 0.127 + 0.003, i as f32 + 0.5] {
+                assert_eq!(round_away(r), r.round() as i32, "{r}");
+            }
+        }
+        assert_eq!(round_away(0.499_999_97), 0);
+        assert_eq!(round_away(-0.5), -1);
+    }
 
     #[test]
     fn matches_candles_q8_0_product_on_every_kernel_this_cpu_runs() {

@@ -508,7 +508,7 @@ impl Acts {
             let scale = amax / 127.0;
             let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
             for (q, &v) in qb.iter_mut().zip(xb) {
-                *q = (v * inv).round().clamp(-127.0, 127.0) as i8;
+                *q = crate::q8::round_away(v * inv).clamp(-127, 127) as i8;
             }
             d[i] = scale;
             let sum = |s: &[i8]| s.iter().map(|&v| i32::from(v)).sum::<i32>();
