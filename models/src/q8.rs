@@ -313,7 +313,7 @@ impl Q8Rows {
 /// x86-64 baseline, which has no rounding instruction (1.4 % of a 1.5B
 /// model's prompt in perf).
 /// (Adding ±0.5 before truncating would round 0.49999997 up: the sum ties.)
-pub(crate) fn round_away(r: f32) -> i32 {
+fn round_away(r: f32) -> i32 {
     let t = r as i32;
     // Exact for |r| < 2²³, which quantized values are.
     let fraction = r - t as f32;
@@ -326,23 +326,34 @@ pub(crate) fn round_away(r: f32) -> i32 {
     }
 }
 
+/// One block of activations quantized to int8 in `-127..=127` (Q8_0's
+/// scale and rounding); returns the scale. Shared by this module's one-row
+/// products and [`crate::qk`]'s.
+pub(crate) fn quantize_block(x: &[f32], q: &mut [i8]) -> f32 {
+    let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let scale = amax / 127.0;
+    let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+    for (q, &v) in q.iter_mut().zip(x) {
+        *q = round_away(v * inv).clamp(-127, 127) as i8;
+    }
+    scale
+}
+
 /// `x` quantized per block of 32 to int8 (Q8_0's rounding) and offset by
 /// 128 into u8, with the blocks' scales.
 fn quantize_row(x: &[f32]) -> (Vec<u8>, Vec<f32>) {
     let mut q = vec![0u8; x.len()];
     let mut d = vec![0f32; x.len() / BLOCK];
+    let mut block = [0i8; BLOCK];
     for ((xb, qb), d) in x
         .chunks_exact(BLOCK)
         .zip(q.chunks_exact_mut(BLOCK))
         .zip(d.iter_mut())
     {
-        let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let scale = amax / 127.0;
-        let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
-        for (q, &v) in qb.iter_mut().zip(xb) {
-            *q = (round_away(v * inv) + 128).clamp(1, 255) as u8;
+        *d = quantize_block(xb, &mut block);
+        for (q, &v) in qb.iter_mut().zip(&block) {
+            *q = (i16::from(v) + 128) as u8;
         }
-        *d = scale;
     }
     (q, d)
 }

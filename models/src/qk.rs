@@ -391,7 +391,8 @@ impl KRows {
             for (k, (acc, dot)) in acc.iter_mut().zip(dot).enumerate() {
                 let at = (r0 + k) * blocks + b;
                 let d = _mm512_set1_ps(acts.d[at]);
-                let total = _mm512_set1_ps(acts.total[at]);
+                let sum = acts.half[2 * at] + acts.half[2 * at + 1];
+                let total = _mm512_set1_ps(sum as f32);
                 // acc += d · (scale · dot − min · Σx)
                 let v = _mm512_fmsub_ps(scale, _mm512_cvtepi32_ps(dot), _mm512_mul_ps(min, total));
                 *acc = _mm512_fmadd_ps(d, v, *acc);
@@ -485,8 +486,6 @@ struct Acts {
     q: Vec<i8>,
     /// Per row and block: the scale.
     d: Vec<f32>,
-    /// Per row and block: Σ q over the block, as f32.
-    total: Vec<f32>,
     /// Per row and block: Σ q over values 0..16, then over 16..32.
     half: Vec<i32>,
 }
@@ -497,31 +496,22 @@ impl Acts {
         let blocks = x.len() / BLOCK;
         let mut q = vec![0i8; x.len()];
         let mut d = vec![0f32; blocks];
-        let mut total = vec![0f32; blocks];
         let mut half = vec![0i32; 2 * blocks];
         for (i, (xb, qb)) in x
             .chunks_exact(BLOCK)
             .zip(q.chunks_exact_mut(BLOCK))
             .enumerate()
         {
-            let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let scale = amax / 127.0;
-            let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
-            for (q, &v) in qb.iter_mut().zip(xb) {
-                *q = crate::q8::round_away(v * inv).clamp(-127, 127) as i8;
-            }
-            d[i] = scale;
+            d[i] = crate::q8::quantize_block(xb, qb);
             let sum = |s: &[i8]| s.iter().map(|&v| i32::from(v)).sum::<i32>();
             half[2 * i] = sum(&qb[..BLOCK / 2]);
             half[2 * i + 1] = sum(&qb[BLOCK / 2..]);
-            total[i] = (half[2 * i] + half[2 * i + 1]) as f32;
         }
         Acts {
             n,
             cols,
             q,
             d,
-            total,
             half,
         }
     }
