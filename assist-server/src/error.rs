@@ -1,11 +1,9 @@
-//! The error every handler returns, and its JSON body.
+//! The error every service returns: a kind a caller can act on, each with
+//! its stable API [`ErrorCode`]. Services know nothing of HTTP; `http::error`
+//! renders an [`ApiError`] as a JSON body with the status that
+//! `http::status` gives its code.
 
-use assist_protocol::{ErrorBody, ErrorCode};
-use axum::Json;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
-
-use crate::http_status::status_for;
+use assist_protocol::ErrorCode;
 
 /// An API failure. User errors carry a message meant for the caller;
 /// [`ApiError::Internal`] keeps its details for the log and shows the caller
@@ -73,42 +71,6 @@ impl ApiError {
 
     pub fn invalid(msg: impl Into<String>) -> Self {
         ApiError::InvalidRequest(msg.into())
-    }
-}
-
-/// The JSON error response for a code and message.
-pub fn error_response(code: ErrorCode, message: impl Into<String>) -> Response {
-    let body = ErrorBody {
-        code,
-        message: message.into(),
-    };
-    (status_for(code), Json(body)).into_response()
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let code = self.code();
-        match self {
-            ApiError::Internal(err) => {
-                // The caller sees a generic message; the log keeps the cause.
-                tracing::error!(error = %format!("{err:#}"), "internal error");
-                error_response(code, "internal error; the server log has the details")
-            }
-            ApiError::Overloaded {
-                message,
-                retry_after_secs,
-            } => {
-                let mut resp = error_response(code, message);
-                if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
-                    resp.headers_mut().insert(header::RETRY_AFTER, v);
-                }
-                resp
-            }
-            other => {
-                let message = other.to_string();
-                error_response(code, message)
-            }
-        }
     }
 }
 

@@ -11,8 +11,8 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::app::app;
 use crate::config::Config;
+use crate::http::app::app;
 use crate::jobs::{JobHandler, JobRunner};
 use crate::state::AppState;
 

@@ -22,7 +22,7 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Script search; `None` until the embedder is loaded (suggestions then
     /// answer 503 `model_missing`).
-    pub search: Option<crate::search::SearchService>,
+    pub search: Option<crate::suggest::SearchService>,
     /// Speech recognition for calls and `/v1/audio/transcriptions`; `None`
     /// until the Whisper model is loaded (uploads then answer 503 `model_missing`).
     pub speech: Option<crate::speech::SpeechService>,
@@ -30,7 +30,7 @@ pub struct AppState {
     /// fetched (analyses then carry the deterministic parts only).
     pub llm: Option<assist_models::llm::LlmHandle>,
     /// Risk engines per organisation (semantic detector once the embedder is loaded).
-    pub screening: crate::screening::Screening,
+    pub screening: crate::alerts::screening::Screening,
     /// Wakes alert streams; serialises alert-log writers.
     pub alerts: crate::alerts::AlertHub,
     /// Live call-assist sessions on this node.
@@ -62,7 +62,7 @@ impl AppState {
         };
         let config = self.config.clone();
         let search =
-            tokio::task::spawn_blocking(move || crate::search::SearchService::open(&config, &dir))
+            tokio::task::spawn_blocking(move || crate::suggest::SearchService::open(&config, &dir))
                 .await??;
         let repair = search
             .reconcile(&self.db)
@@ -126,7 +126,7 @@ impl AppState {
                 }
             }
         }
-        let queued = crate::analyze::requeue_missing(&self.db, &self.jobs)
+        let queued = crate::calls::analyze::requeue_missing(&self.db, &self.jobs)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         if queued > 0 {
@@ -143,7 +143,7 @@ impl AppState {
                 self.db.clone(),
                 &self.config.alerts,
             )?)];
-        handlers.push(std::sync::Arc::new(crate::analyze::AnalyzeCalls {
+        handlers.push(std::sync::Arc::new(crate::calls::analyze::AnalyzeCalls {
             config: self.config.clone(),
             llm: self.llm.clone(),
         }));
@@ -159,15 +159,32 @@ impl AppState {
         Ok(handlers)
     }
 
-    /// After an alert write commits: wake the streams and queue its webhooks.
+    /// What recording intake needs.
+    pub fn intake(&self) -> crate::calls::intake::Intake<'_> {
+        crate::calls::intake::Intake {
+            config: &self.config,
+            db: &self.db,
+            jobs: &self.jobs,
+            speech_loaded: self.speech.is_some(),
+        }
+    }
+
+    /// The one path from risky lines to alerts, on this state's engine,
+    /// hub and queue.
+    pub fn alert_ingest(&self) -> crate::alerts::AlertIngest<'_> {
+        crate::alerts::AlertIngest {
+            db: &self.db,
+            screening: &self.screening,
+            hub: &self.alerts,
+            jobs: &self.jobs,
+            config: &self.config.alerts,
+        }
+    }
+
+    /// After an alert status change commits: wake the streams and queue its
+    /// webhooks.
     pub async fn publish_alerts(&self, raised: &crate::alerts::Raised) {
-        raised
-            .publish(
-                &self.alerts,
-                &self.jobs,
-                self.config.alerts.webhook_max_attempts,
-            )
-            .await;
+        self.alert_ingest().publish(raised).await;
     }
 
     /// Startup repair for alerts: point the stream at the log's head and
@@ -211,7 +228,7 @@ impl AppState {
             search: None,
             speech: None,
             llm: None,
-            screening: crate::screening::Screening::new(&config.alerts),
+            screening: crate::alerts::screening::Screening::new(&config.alerts),
             alerts: crate::alerts::AlertHub::default(),
             live: Arc::new(crate::live::LiveHub::default()),
         })

@@ -90,7 +90,7 @@ async fn with_call(app: &TestApp) -> String {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    assist_server::analyze::enqueue(&app.state.jobs, &call)
+    assist_server::calls::analyze::enqueue(&app.state.jobs, &call)
         .await
         .unwrap();
     call.id

@@ -9,9 +9,9 @@
 
 use std::path::{Path, PathBuf};
 
+use assist_analysis::llm::{Transcript, Turn, analyse};
 use assist_models::llm::LlmHandle;
 use assist_models::worker::WorkerConfig;
-use assist_server::postcall::{Transcript, Turn, analyse};
 
 fn small_dir() -> Option<PathBuf> {
     let root = match std::env::var_os("ASSIST_MODEL_DIR") {

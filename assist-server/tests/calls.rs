@@ -143,7 +143,7 @@ async fn with_speech(
     .await;
     let speech = SpeechService::spawn(&app.state.config, "fake-asr", move || Ok(asr())).unwrap();
     app.state.speech = Some(speech);
-    app.router = assist_server::app::app(app.state.clone());
+    app.router = assist_server::http::app::app(app.state.clone());
     app
 }
 

@@ -46,7 +46,7 @@ async fn a_stereo_sample_call_is_transcribed_by_whisper_base() {
         .unwrap()
         .unwrap();
     app.state.speech = Some(speech);
-    app.router = assist_server::app::app(app.state.clone());
+    app.router = assist_server::http::app::app(app.state.clone());
 
     let boundary = "sample-call-boundary";
     let mut body = format!(

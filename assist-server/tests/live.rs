@@ -17,8 +17,8 @@ use assist_protocol::live::{
     Speaker, Start, close,
 };
 use assist_server::db::testing;
-use assist_server::search::SearchService;
 use assist_server::speech::SpeechService;
+use assist_server::suggest::SearchService;
 use common::{TestApp, assert_error, setup_with};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
@@ -60,7 +60,7 @@ async fn live_app(db: assist_server::db::Db) -> Live {
     })
     .unwrap();
     app.state.speech = Some(speech);
-    app.router = assist_server::app::app(app.state.clone());
+    app.router = assist_server::http::app::app(app.state.clone());
 
     // One approved script, one approved lexicon entry.
     for (kind, body) in [

@@ -8,7 +8,7 @@ use assist_models::embed::EmbedHandle;
 use assist_models::worker::WorkerConfig;
 use assist_protocol::Role;
 use assist_server::db::testing;
-use assist_server::search::SearchService;
+use assist_server::suggest::SearchService;
 use common::{TestApp, assert_error, setup_with};
 use serde_json::{Value, json};
 
@@ -18,7 +18,7 @@ async fn with_search(db: assist_server::db::Db, data: &std::path::Path) -> TestA
     let embedder = EmbedHandle::fake(WorkerConfig::new("embedder", 8)).unwrap();
     let search = SearchService::with_embedder(&app.state.config, embedder).unwrap();
     app.state.search = Some(search);
-    app.router = assist_server::app::app(app.state.clone());
+    app.router = assist_server::http::app::app(app.state.clone());
     app
 }
 

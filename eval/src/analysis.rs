@@ -3,11 +3,11 @@
 //! items 5 and 6). Scoring follows that folder's README ([`score`]).
 //!
 //! Three producers per transcript, as the server builds them
-//! (`assist_server::analyze`):
+//! (`assist_server::calls::analyze`):
 //! - **rules**: the deterministic task extractor (`extract_tasks`, commitments
 //!   and due dates) and the risk engine (lexicon + patterns, per segment, the
 //!   alerting hits);
-//! - **LLM**: `postcall::analyse` (chunked, parse-and-repair, quotes
+//! - **LLM**: `assist_analysis::llm::analyse` (chunked, parse-and-repair, quotes
 //!   verified); an LLM task's due is its `due_text` resolved by the date rules,
 //!   as the merge does for LLM-only tasks;
 //! - **merged**: `merge_tasks` and `merge_risk_tags`, what the product ships.
@@ -30,16 +30,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
+use assist_analysis::llm::{
+    LlmAnalysis, LlmRun, RISK_CATEGORIES, Transcript, Turn, analyse, parse_answer,
+};
+use assist_analysis::merge::{RiskTag, merge_risk_tags, merge_tasks};
+use assist_analysis::rules::{extract_tasks, resolve_due};
 use assist_models::llm::{
     FinishReason, Generate, GenerateOptions, Generation, Llm, LlmHandle, Message, StreamToken,
 };
 use assist_models::worker::WorkerConfig;
-use assist_server::analyze::{DocRiskTag, merge_risk_tags, merge_tasks};
-use assist_server::extractors::{extract_tasks, resolve_due};
-use assist_server::postcall::{
-    LlmAnalysis, LlmRun, RISK_CATEGORIES, Transcript, Turn, analyse, parse_answer,
-};
-use assist_server::risk::{EngineOptions, RiskEngine, SpeakerRole};
+use assist_risk::{EngineOptions, RiskEngine, Speaker};
 use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::Value;
@@ -190,7 +190,7 @@ impl Generate for Recorder {
             CallKind::Reduce
         } else if messages
             .last()
-            .is_some_and(|m| m.content == assist_server::postcall::REPAIR_REQUEST)
+            .is_some_and(|m| m.content == assist_analysis::llm::REPAIR_REQUEST)
         {
             CallKind::Repair
         } else {
@@ -313,10 +313,10 @@ struct Outcome {
     llm: LlmAnalysis,
     run: LlmRun,
     error: Option<String>,
-    rules: Vec<assist_server::extractors::RuleTask>,
-    engine: Vec<(String, String, DocRiskTag)>,
-    merged_tasks: Vec<assist_server::analyze::MergedTask>,
-    merged_tags: Vec<DocRiskTag>,
+    rules: Vec<assist_analysis::rules::RuleTask>,
+    engine: Vec<(String, String, RiskTag)>,
+    merged_tasks: Vec<assist_analysis::merge::MergedTask>,
+    merged_tags: Vec<RiskTag>,
     llm_ms: f64,
     /// CPU seconds of this process (all threads) for the whole analysis.
     cpu_s: f64,
@@ -357,7 +357,7 @@ impl Pipeline {
         let rules = extract_tasks(&t.turns, started_ms, zone);
         let mut engine = Vec::new();
         for turn in &t.turns {
-            let role = SpeakerRole::parse(&turn.speaker).unwrap_or(SpeakerRole::Unknown);
+            let role = Speaker::parse(&turn.speaker).unwrap_or(Speaker::Unknown);
             for h in self.engine.check(&turn.text, role, None) {
                 if !h.is_alert() {
                     continue;
@@ -369,7 +369,7 @@ impl Pipeline {
                     .take(h.char_end - h.char_start)
                     .collect();
                 let category = h.category.as_str().to_string();
-                let doc = DocRiskTag {
+                let doc = RiskTag {
                     category: category.clone(),
                     evidence_quote: h.snippet.clone(),
                     confidence: f64::from(h.confidence),
@@ -384,7 +384,7 @@ impl Pipeline {
         let merged_tags = merge_risk_tags(
             engine.iter().map(|(_, _, d)| d.clone()).collect(),
             &llm.risk_tags,
-            assist_server::postcall::trusts_risk_tags(&self.model),
+            assist_analysis::llm::trusts_risk_tags(&self.model),
         );
         let rules_ms = t1.elapsed().as_secs_f64() * 1000.0;
         let calls = self.log.lock().map(|l| l.clone()).unwrap_or_default();
@@ -949,7 +949,7 @@ fn report(a: &Acc, ctx: &Ctx) -> Report {
     }
     r.note(format!(
         "Timing calls: per language, the set's calls concatenated in file order (1 s apart, times shifted) and cut at the last segment ending by 1, 5 or 15 minutes; \
-         end to end = postcall::analyse + extract_tasks + the risk engine over every segment + merge_tasks / merge_risk_tags (no database). \
+         end to end = llm::analyse + extract_tasks + the risk engine over every segment + merge_tasks / merge_risk_tags (no database). \
          The one-minute load average after each timing call was at most {max_load:.1} on 2 cores (above ~2 other work shared the cores and wall times are upper bounds); CPU time (all threads of this process, from /proc/self/stat) is given beside them. Model load ({load_s:.1} s) is not included.",
         max_load = a.timing.iter().map(|t| t.8).fold(0.0, f64::max),
     ));
@@ -971,7 +971,7 @@ fn report(a: &Acc, ctx: &Ctx) -> Report {
         "Evidence in the merged documents: {doc_verbatim}/{doc_quotes} verbatim; {doc_ellipsis_only} more are risk-engine snippets that the product stores with \"…\" \
          where it cut the context (verbatim once the \"…\" is removed, which is how the merged risk F1 counts them); the rest are not in the transcript."
     ));
-    if !assist_server::postcall::trusts_risk_tags(args_model) {
+    if !assist_analysis::llm::trusts_risk_tags(args_model) {
         r.note(format!(
             "The merged risk tags are the engine's alone: the server leaves `{args_model}`'s own risk tags out unless \
              `analysis_llm_risk_tags = true` (they are still scored above as \"LLM alone\")."
@@ -1222,7 +1222,7 @@ pub fn run(model_dir: PathBuf, args: &AnalysisArgs, out: &Path) -> anyhow::Resul
                         "{} \"{text}\" → {} (reference {})",
                         item.id,
                         match got {
-                            Due::At(ms) => assist_server::extractors::local_rfc3339(ms, &zone),
+                            Due::At(ms) => assist_analysis::rules::local_rfc3339(ms, &zone),
                             _ => "null".into(),
                         },
                         r.due.as_deref().unwrap_or("null")

@@ -22,8 +22,8 @@ use assist_knowledge_base::io::{Format, parse_lexicon};
 use assist_knowledge_base::validate::Limits;
 use assist_knowledge_base::{Language, LexiconContent, RiskCategory};
 use assist_models::embed::Embedder;
-use assist_server::risk::{
-    CheckOptions, Detectors, EngineOptions, ModelEmbedder, RiskEngine, SEMANTIC_KIND, SpeakerRole,
+use assist_risk::{
+    CheckOptions, Detectors, EngineOptions, ModelEmbedder, RiskEngine, SEMANTIC_KIND, Speaker,
 };
 use serde::{Deserialize, Serialize};
 
@@ -151,7 +151,7 @@ pub fn load(data: &Path) -> anyhow::Result<Dataset> {
     for c in &convs {
         for m in &c.messages {
             anyhow::ensure!(
-                SpeakerRole::parse(&m.role).is_some(),
+                Speaker::parse(&m.role).is_some(),
                 "{}: unknown role {}",
                 c.id,
                 m.role
@@ -173,7 +173,7 @@ struct Item<'a> {
     conv: usize,
     conv_id: &'a str,
     text: &'a str,
-    role: SpeakerRole,
+    role: Speaker,
     language: Option<Language>,
     labels: HashSet<RiskCategory>,
     vector: Option<Vec<f32>>,
@@ -230,7 +230,7 @@ pub fn run(
                 conv: ci,
                 conv_id: &c.id,
                 text: &m.text,
-                role: SpeakerRole::parse(&m.role).unwrap_or(SpeakerRole::Unknown),
+                role: Speaker::parse(&m.role).unwrap_or(Speaker::Unknown),
                 language: Language::parse(&c.language),
                 labels: m
                     .labels

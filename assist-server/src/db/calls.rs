@@ -56,32 +56,10 @@ impl ChannelLayout {
     }
 }
 
-/// Who said a segment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Speaker {
-    Rep,
-    Customer,
-    Unknown,
-}
+pub use assist_protocol::Speaker;
 
-impl Speaker {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Speaker::Rep => "rep",
-            Speaker::Customer => "customer",
-            Speaker::Unknown => "unknown",
-        }
-    }
-
-    fn parse(s: &str) -> DbResult<Self> {
-        Ok(match s {
-            "rep" => Speaker::Rep,
-            "customer" => Speaker::Customer,
-            "unknown" => Speaker::Unknown,
-            other => return Err(DbError::Invalid(format!("unknown speaker `{other}`"))),
-        })
-    }
+fn parse_speaker(s: &str) -> DbResult<Speaker> {
+    Speaker::parse(s).ok_or_else(|| DbError::Invalid(format!("unknown speaker `{s}`")))
 }
 
 /// Whether the rep called or was called.
@@ -348,7 +326,7 @@ impl Db {
                     start_ms: r.try_get("start_ms")?,
                     end_ms: r.try_get("end_ms")?,
                     channel: r.try_get("channel")?,
-                    speaker: Speaker::parse(&speaker)?,
+                    speaker: parse_speaker(&speaker)?,
                     text: r.try_get("text")?,
                     avg_logprob: r.try_get("avg_logprob")?,
                 })

@@ -42,28 +42,14 @@ impl Channel {
     }
 }
 
-/// Who sent a chat message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Sender {
-    Rep,
-    Customer,
-}
+/// Who sent a chat message (the wire type: rep or customer, never unknown).
+pub use assist_protocol::device::ChatSender as Sender;
 
-impl Sender {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Sender::Rep => "rep",
-            Sender::Customer => "customer",
-        }
-    }
-
-    fn parse(s: &str) -> DbResult<Self> {
-        Ok(match s {
-            "rep" => Sender::Rep,
-            "customer" => Sender::Customer,
-            other => return Err(DbError::Invalid(format!("unknown sender `{other}`"))),
-        })
+fn parse_sender(s: &str) -> DbResult<Sender> {
+    match s {
+        "rep" => Ok(Sender::Rep),
+        "customer" => Ok(Sender::Customer),
+        other => Err(DbError::Invalid(format!("unknown sender `{other}`"))),
     }
 }
 
@@ -139,7 +125,7 @@ fn message_row(r: &AnyRow) -> DbResult<MessageRow> {
         id: r.try_get("id")?,
         conversation_id: r.try_get("conversation_id")?,
         client_message_id: r.try_get("client_message_id")?,
-        sender: Sender::parse(&r.try_get::<String, _>("sender")?)?,
+        sender: parse_sender(&r.try_get::<String, _>("sender")?)?,
         text: r.try_get("text")?,
         sent_at: r.try_get("sent_at")?,
         received_at: r.try_get("received_at")?,

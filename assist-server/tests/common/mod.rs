@@ -3,9 +3,9 @@
 #![allow(dead_code)]
 
 use assist_protocol::Role;
-use assist_server::app::app;
 use assist_server::config::Config;
 use assist_server::db::Db;
+use assist_server::http::app::app;
 use assist_server::state::AppState;
 use axum::Router;
 use axum::body::Body;

@@ -26,6 +26,23 @@ pub enum ChatSender {
     Customer,
 }
 
+impl ChatSender {
+    /// The stored and wire form: `rep` or `customer`.
+    pub fn as_str(self) -> &'static str {
+        crate::Speaker::from(self).as_str()
+    }
+}
+
+/// A chat's sender is always known: a [`crate::Speaker`] that is never `Unknown`.
+impl From<ChatSender> for crate::Speaker {
+    fn from(s: ChatSender) -> Self {
+        match s {
+            ChatSender::Rep => crate::Speaker::Rep,
+            ChatSender::Customer => crate::Speaker::Customer,
+        }
+    }
+}
+
 /// `POST /v1/conversations/{conversation_id}/messages`: a batch of one chat's messages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatBatch {

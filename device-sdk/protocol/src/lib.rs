@@ -17,12 +17,15 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod analysis;
 pub mod device;
 pub mod guard;
 mod identity;
 pub mod live;
 pub mod normalize;
+mod speaker;
 pub use identity::*;
+pub use speaker::Speaker;
 
 /// Stable, machine-readable error codes. Adding a variant is an API change;
 /// renaming one is a breaking change.

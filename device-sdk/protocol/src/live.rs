@@ -87,15 +87,7 @@ pub mod close {
     }
 }
 
-/// Which side of the call spoke.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Speaker {
-    Rep,
-    Customer,
-    /// A mixed channel: the speaker is not known.
-    Unknown,
-}
+pub use crate::Speaker;
 
 /// How the phone sends audio.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -1,0 +1,356 @@
+//! From audio and text turns to finals, suggestions and risk findings.
+
+use std::sync::Arc;
+
+use assist_protocol::ErrorCode;
+use assist_protocol::live::{LiveRisk, ServerMessage, Speaker, Suggestion, TranscriptPiece};
+use tokio::sync::Mutex;
+
+use crate::alerts::{Commit, Line, Origin, Owner};
+use crate::caller::Caller;
+use crate::db::device::{LiveSegmentRow, LiveSessionRow, NewLiveSuggestion};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::time::now_ms;
+use assist_indexer::retriever::Mode;
+
+use super::hub::{CONTEXT_TURNS, MIN_FEED, Session, speaker_of, text_language};
+
+/// One final piece: log it, store it with its suggestions, risk-check it.
+///
+/// The session is locked only to log: the final goes to the phone before
+/// the search runs, and audio keeps flowing while it does.
+pub async fn on_final(
+    state: &AppState,
+    slot: &Arc<Mutex<Session>>,
+    speaker: Speaker,
+    text: &str,
+    start_s: f64,
+    end_s: f64,
+    utterance_id: Option<&str>,
+) -> Result<(), ApiError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(());
+    }
+    let piece = TranscriptPiece {
+        seq: 0,
+        speaker,
+        text: text.to_string(),
+        start_s,
+        end_s,
+    };
+    let at = log_final(slot, piece).await;
+    metrics::counter!("assist_live_finals_total").increment(1);
+    let stored = suggest_for(state, slot, &at, speaker, text).await;
+    let segment = LiveSegmentRow {
+        seq: at.final_seq as i64,
+        speaker: Speaker::as_str(speaker).to_string(),
+        text: text.to_string(),
+        start_ms: (start_s * 1000.0).round() as i64,
+        end_ms: (end_s * 1000.0).round() as i64,
+        source: if utterance_id.is_some() {
+            "text"
+        } else {
+            "audio"
+        }
+        .to_string(),
+    };
+    state
+        .db
+        .insert_live_final(&at.row, &segment, utterance_id, &stored, now_ms())
+        .await?;
+    check_risk(state, slot, &at, &segment, speaker, text).await
+}
+
+/// What the later steps of a final need from the session.
+struct FinalAt {
+    final_seq: u64,
+    /// The search text (a short utterance leans on the turn before it).
+    query: String,
+    caller: Caller,
+    product: Option<String>,
+    top_k: usize,
+    row: LiveSessionRow,
+}
+
+/// Log the final for the phone and remember a customer's turn as context.
+async fn log_final(slot: &Arc<Mutex<Session>>, mut piece: TranscriptPiece) -> FinalAt {
+    let mut session = slot.lock().await;
+    let final_seq = session.take_seq();
+    session.finals += 1;
+    piece.seq = final_seq;
+    let (speaker, text) = (piece.speaker, piece.text.clone());
+    session.log_event(ServerMessage::Final(piece));
+    let context: Vec<String> = session.customer_turns.iter().cloned().collect();
+    let query = crate::suggest::query_text(&text, &context);
+    if speaker != Speaker::Rep {
+        session.customer_turns.push_back(text);
+        if session.customer_turns.len() > CONTEXT_TURNS {
+            session.customer_turns.pop_front();
+        }
+    }
+    FinalAt {
+        final_seq,
+        query,
+        caller: session.caller.clone(),
+        product: session.start.product.clone(),
+        top_k: session.top_k,
+        row: session.row.clone(),
+    }
+}
+
+/// Suggestions for what the customer said (or anyone, on a mixed channel):
+/// logged for the phone, returned to be stored with the final.
+async fn suggest_for(
+    state: &AppState,
+    slot: &Arc<Mutex<Session>>,
+    at: &FinalAt,
+    speaker: Speaker,
+    text: &str,
+) -> Vec<NewLiveSuggestion> {
+    let mut stored = Vec::new();
+    let wants = speaker != Speaker::Rep
+        && state.search.is_some()
+        && text.chars().filter(|c| c.is_alphanumeric()).count() >= 2;
+    if !wants {
+        return stored;
+    }
+    let query = crate::suggest::SuggestQuery {
+        mode: Mode::Hybrid,
+        text: at.query.clone(),
+        // The language of what was said, not the recogniser's hint: a
+        // Chinese turn in an English call still wants Chinese scripts.
+        language: Some(text_language(text).to_string()),
+        product: at.product.clone(),
+        scenario: None,
+        k: at.top_k,
+    };
+    let found =
+        crate::suggest::suggest(&state.db, state.search.as_ref(), at.caller.org_id(), query).await;
+    let mut session = slot.lock().await;
+    match found {
+        Ok(resp) => {
+            let mut list = Vec::with_capacity(resp.suggestions.len());
+            for (rank, s) in resp.suggestions.into_iter().enumerate() {
+                let id = format!("sug_{}", uuid::Uuid::now_v7().simple());
+                stored.push(NewLiveSuggestion {
+                    id: id.clone(),
+                    final_seq: at.final_seq as i64,
+                    script_id: s.script_id.clone(),
+                    rank: rank as i64 + 1,
+                    score: s.score,
+                });
+                list.push(Suggestion {
+                    suggestion_id: id,
+                    script_id: s.script_id,
+                    title: s.title,
+                    body: s.body,
+                    scenario: s.scenario.as_str().to_string(),
+                    score: s.score as f32,
+                    bm25_rank: s.why.bm25_rank,
+                    vector_rank: s.why.vector_rank,
+                });
+            }
+            if !list.is_empty() {
+                let seq = session.take_seq();
+                session.suggestions += list.len() as u64;
+                session.log_event(ServerMessage::Suggestions {
+                    seq,
+                    final_seq: at.final_seq,
+                    query: at.query.clone(),
+                    suggestions: list,
+                });
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, session = %at.row.id, "live suggestion failed");
+            session.direct(ServerMessage::Error {
+                code: e.code(),
+                message: format!("no suggestions for this utterance: {e}"),
+            });
+        }
+    }
+    stored
+}
+
+/// Risk: alerts for managers, and the findings for the phone. The final is
+/// stored already; the alert write has no rows of its own.
+async fn check_risk(
+    state: &AppState,
+    slot: &Arc<Mutex<Session>>,
+    at: &FinalAt,
+    segment: &LiveSegmentRow,
+    speaker: Speaker,
+    text: &str,
+) -> Result<(), ApiError> {
+    let ingest = state.alert_ingest();
+    let row = &at.row;
+    let line = Line {
+        origin: Origin::Live {
+            call_id: row.call_id.clone(),
+            session_id: row.id.clone(),
+            final_seq: at.final_seq as i64,
+            start_ms: segment.start_ms,
+            end_ms: segment.end_ms,
+        },
+        speaker,
+        text,
+    };
+    let owner = Owner {
+        org_id: &row.org_id,
+        rep_user_id: &row.rep_user_id,
+        team_id: row.team_id.as_deref(),
+    };
+    let checked = ingest.check(owner, &[line]).await?;
+    if checked.is_empty() {
+        return Ok(());
+    }
+    let raised = ingest
+        .commit(checked, Commit::New, crate::alerts::no_rows())
+        .await?
+        .raised;
+    let mut session = slot.lock().await;
+    for e in &raised.events {
+        let seq = session.take_seq();
+        session.risks += 1;
+        session.log_event(ServerMessage::Risk(LiveRisk {
+            seq,
+            final_seq: at.final_seq,
+            speaker,
+            category: e.category.clone(),
+            severity: e.severity.clone(),
+            evidence: assist_risk::normalize::char_slice(
+                text,
+                e.char_start.max(0) as usize,
+                e.char_end.max(0) as usize,
+            ),
+            suppressed: e.suppressed.clone(),
+        }));
+    }
+    Ok(())
+}
+
+/// Run the streamer of `channel` on the pending audio until none is left
+/// (or only a little, unless `finish`). Only one runner per channel.
+pub async fn drive_channel(
+    state: AppState,
+    slot: Arc<Mutex<Session>>,
+    channel: u8,
+    finish: bool,
+) -> Result<(), ApiError> {
+    let Some(speech) = state.speech.clone() else {
+        return Ok(());
+    };
+    loop {
+        let (stream, chunk) = {
+            let mut s = slot.lock().await;
+            let Some(c) = s.channels.get_mut(&channel) else {
+                return Ok(());
+            };
+            if c.busy || (c.pending.len() < MIN_FEED && !finish) {
+                return Ok(());
+            }
+            c.busy = true;
+            (Arc::clone(&c.stream), std::mem::take(&mut c.pending))
+        };
+        let result = speech.stream_step(stream, chunk.clone(), finish).await;
+        let mut s = slot.lock().await;
+        if let Some(c) = s.channels.get_mut(&channel) {
+            c.busy = false;
+        }
+        let update = match result {
+            Ok(u) => u,
+            Err(ApiError::Overloaded { .. }) => {
+                // The Whisper thread is full: keep the audio, try again shortly.
+                if let Some(c) = s.channels.get_mut(&channel) {
+                    let mut back = chunk;
+                    back.append(&mut c.pending);
+                    c.pending = back;
+                }
+                drop(s);
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                continue;
+            }
+            Err(e) => {
+                s.direct(ServerMessage::Error {
+                    code: ErrorCode::Internal,
+                    message: "speech recognition failed for a piece of audio; the call goes on"
+                        .into(),
+                });
+                return Err(e);
+            }
+        };
+        drop(s);
+        let speaker = speaker_of(channel);
+        for seg in &update.finals {
+            on_final(
+                &state,
+                &slot,
+                speaker,
+                &seg.text,
+                seg.start_s,
+                seg.end_s,
+                None,
+            )
+            .await?;
+        }
+        let mut s = slot.lock().await;
+        if let Some(p) = &update.partial
+            && !p.text.trim().is_empty()
+        {
+            let seq = s.take_seq();
+            s.partial(TranscriptPiece {
+                seq,
+                speaker,
+                text: p.text.trim().to_string(),
+                start_s: p.start_s,
+                end_s: p.end_s,
+            });
+        }
+        if finish {
+            return Ok(());
+        }
+    }
+}
+
+/// Flush every channel and mark the session ended (stored; removed from the hub).
+pub async fn finish(state: &AppState, slot: &Arc<Mutex<Session>>, reason: &str) {
+    let channels: Vec<u8> = slot.lock().await.channels.keys().copied().collect();
+    for ch in channels {
+        // Wait for a running step of this channel, then flush it.
+        loop {
+            let busy = slot.lock().await.channels.get(&ch).is_some_and(|c| c.busy);
+            if !busy {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        if let Err(e) = drive_channel(state.clone(), Arc::clone(slot), ch, true).await {
+            tracing::warn!(error = %e, "flushing a live channel failed");
+        }
+    }
+    let mut s = slot.lock().await;
+    if s.ended {
+        return;
+    }
+    s.ended = true;
+    let id = s.row.id.clone();
+    if let Err(e) = state.db.end_live_session(&id, reason, now_ms()).await {
+        tracing::warn!(error = %e, session = %id, "could not mark the live session ended");
+    }
+    let ended = ServerMessage::Ended {
+        session_id: id.clone(),
+        finals: s.finals,
+        suggestions: s.suggestions,
+        risks: s.risks,
+    };
+    s.direct(ended);
+    if let Some(o) = &mut s.outlet {
+        o.close_when_flushed = true;
+        o.notify.notify_one();
+    }
+    drop(s);
+    state.live.remove(&id);
+    tracing::info!(session = %id, reason, "live session ended");
+}

@@ -1,5 +1,0 @@
-//! The `assist` binary: see `assist --help`.
-
-fn main() -> std::process::ExitCode {
-    assist_server::cli::main()
-}
