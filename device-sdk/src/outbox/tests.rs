@@ -1,5 +1,6 @@
 use super::*;
-use assist_protocol::device::ChatSender;
+use assist_protocol::device::{ChatChannel, ChatSender, CreateUpload, DeviceEventKind};
+use sha2::{Digest, Sha256};
 
 fn open(dir: &Path, config: OutboxConfig) -> Outbox {
     Outbox::open(dir, config).unwrap()
