@@ -30,14 +30,12 @@
 
 pub mod audio;
 pub mod embed;
-pub mod error;
+mod kernels;
 pub mod llm;
 mod ops;
-mod q8;
-mod qk;
-mod simd;
 pub mod speech;
 pub mod store;
-pub mod worker;
 
+pub use assist_model_api::{error, worker};
 pub use error::{Error, Result};
+use kernels::{q8, qk, simd};
