@@ -30,7 +30,7 @@ pub enum Precision {
     /// cross-attention keys and values, a window's prompt), where candle's
     /// f32 GEMM is fastest, plus a q8_0 copy of the decoder's matrices for
     /// its one-token steps, where reading the weights is the cost: an int8
-    /// copy is a quarter of the bytes ([`crate::q8`]). Where the CPU has
+    /// copy is a quarter of the bytes ([`crate::kernels::q8`]). Where the CPU has
     /// neither AVX2 nor AVX-512 VNNI this is `F32`.
     #[default]
     Mixed,
@@ -67,8 +67,8 @@ const PER_HEAD_SCORES: usize = 1 << 20;
 #[derive(Debug, Clone)]
 struct Weight {
     w: QMatMul,
-    /// Repacked q8_0 for one-row products ([`crate::q8::Q8Rows`]).
-    rows: Option<std::sync::Arc<crate::q8::Q8Rows>>,
+    /// Repacked q8_0 for one-row products ([`crate::kernels::q8::Q8Rows`]).
+    rows: Option<std::sync::Arc<crate::kernels::q8::Q8Rows>>,
 }
 
 impl Weight {
@@ -81,8 +81,8 @@ impl Weight {
             });
         }
         let q = QTensor::quantize(&w, GgmlDType::Q8_0)?;
-        let rows = if crate::q8::available() {
-            crate::q8::Q8Rows::from_qtensor(&q)?.map(std::sync::Arc::new)
+        let rows = if crate::kernels::q8::available() {
+            crate::kernels::q8::Q8Rows::from_qtensor(&q)?.map(std::sync::Arc::new)
         } else {
             None
         };
@@ -135,20 +135,20 @@ impl Proj {
 /// `x · wᵀ`. A single row (a decoding step) against dense f32 weights is a
 /// matrix-vector product, which gemm runs on one thread and which is bound
 /// by reading the weights; the weight rows are then split into one part per
-/// thread of candle's barrier pool ([`crate::ops::on_each_pool_thread`]).
+/// thread of candle's barrier pool ([`crate::pool::on_each_pool_thread`]).
 fn matmul(x: &Tensor, w: &QMatMul) -> Result<Tensor> {
     let QMatMul::Tensor(wt) = w else {
         return w.forward(x);
     };
     let (out, inp) = wt.dims2()?;
-    let parts = crate::ops::pool_threads();
+    let parts = crate::pool::pool_threads();
     if parts == 1 || x.elem_count() != inp || out < 64 * parts {
         return w.forward(x);
     }
     let row = x.reshape((1, inp))?;
     // With `out ≥ 64 · parts` every part has rows.
     let step = out.div_ceil(parts);
-    let pieces = crate::ops::on_each_pool_thread(|tid| {
+    let pieces = crate::pool::on_each_pool_thread(|tid| {
         let start = tid * step;
         row.matmul(&wt.narrow(0, start, step.min(out - start))?.t()?)
     })
