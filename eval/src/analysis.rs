@@ -44,8 +44,8 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::asr_bench::model_path;
 use crate::report::{Better, Figure, Report};
+use crate::setup::model_path;
 pub use score::{Due, Prf, ScoredTask, TaskScore};
 
 /// What `analysis` was asked.
