@@ -12,7 +12,7 @@
 //!   as the merge does for LLM-only tasks;
 //! - **merged**: `merge_tasks` and `merge_risk_tags`, what the product ships.
 //!
-//! The model runs behind a recording wrapper ([`recorder`]), so the raw answers
+//! The model runs behind a recording wrapper (`recorder`), so the raw answers
 //! (before the product's parser, repair turn and verbatim filter) can be
 //! checked for schema validity and verbatim quotes.
 //!
