@@ -20,11 +20,10 @@ use assist_models::speech::{
     LoadOptions, StreamingOptions, StreamingTranscriber, Transcribe, TranscribeOptions, Transcriber,
 };
 
-use crate::asr_bench::{
-    audio_cache, cache_key, concat_with_gaps, espeak, model_path, read_lines, telephone, tool,
-    wav_seconds,
-};
+use crate::audio::{concat_with_gaps, espeak, telephone, wav_seconds};
+use crate::error_rate::wer;
 use crate::report::{Better, Figure, Report};
+use crate::setup::{audio_cache, cache_key, load_conditions, model_path, read_lines, tool};
 
 /// Options of `assist-eval asr-stream`.
 #[derive(Debug, Clone)]
@@ -239,12 +238,12 @@ pub fn run(model_dir: PathBuf, args: &StreamArgs, out: &Path) -> anyhow::Result<
         Figure::new(
             "WER vs reference",
             "% words",
-            100.0 * crate::asr::wer(&reference, &streamed),
+            100.0 * wer(&reference, &streamed),
             Better::Lower,
         )
         .peer(
             "same model, offline whole file",
-            100.0 * crate::asr::wer(&reference, &offline),
+            100.0 * wer(&reference, &offline),
         ),
     );
     r.note(format!(
@@ -260,7 +259,7 @@ pub fn run(model_dir: PathBuf, args: &StreamArgs, out: &Path) -> anyhow::Result<
     ));
     r.note(format!("streamed: {streamed}"));
     r.note(format!("offline: {offline}"));
-    r.note(crate::asr_bench::load_conditions());
+    r.note(load_conditions());
     r.finish(out)?;
     Ok(r)
 }

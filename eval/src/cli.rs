@@ -393,7 +393,7 @@ pub fn main() -> ExitCode {
             prompt,
             precision,
             files,
-        } => crate::asr_bench::asr_run(&model, threads, language, prompt, &precision, &files),
+        } => crate::asr_engines::asr_run(&model, threads, language, prompt, &precision, &files),
         Command::LlmBench {
             model,
             threads,

@@ -29,8 +29,8 @@ use anyhow::{Context, bail};
 use assist_models::llm::{GenerateOptions, Llm, LlmLoadOptions, Message};
 use serde::{Deserialize, Serialize};
 
-use crate::asr_bench::{cache_root, ensure_venv, model_path, peak_rss_kb};
 use crate::report::{Better, Figure, Report};
+use crate::setup::{cache_root, ensure_venv, model_path, peak_rss_kb};
 
 /// The llama.cpp side: load, then per round eval the prompt and decode greedily.
 const PEER_SCRIPT: &str = r#"

@@ -7,43 +7,21 @@
 //! - [`BiasResidualNorm`]: `layer_norm(y + bias + residual)`, the tail of
 //!   every attention and FFN block.
 //! - [`SoftmaxRows`]: softmax over the last dimension with a polynomial exp,
-//!   eight lanes at a time with AVX2 ([`crate::simd`]; candle's calls libm's
+//!   eight lanes at a time with AVX2 ([`crate::kernels::simd`]; candle's calls libm's
 //!   scalar `expf` per value: ~8 % of a Whisper transcription's CPU in perf).
-//! - [`on_each_pool_thread`]: one part of a product per thread of candle's
-//!   barrier pool, for the products gemm does not split well.
+//! - [`attend_f16`], [`log_sum_exp`]: Whisper decoding's attention over f16
+//!   keys and values, and its log-probabilities.
+//!
+//! Each picks the SIMD kernel where the CPU has it and falls back to
+//! [`crate::portable`]; the arrows run ops → kernels → portable.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape};
 
+use crate::kernels::simd;
+use crate::pool::{on_each_pool_thread, pool_threads};
+use crate::portable::{attend_row_f16_portable, log_sum_exp_portable, softmax_rows_portable};
+
 type CResult<T> = candle_core::Result<T>;
-
-/// Threads of candle's barrier pool, the calling thread included.
-pub(crate) fn pool_threads() -> usize {
-    candle_core::utils::barrier_pool().n_workers() + 1
-}
-
-/// `f(0)`, …, `f(pool_threads() - 1)`, each on its own thread of candle's
-/// barrier pool, and their results in that order. The pool's workers spin
-/// briefly before sleeping, so dozens of short calls in a row (the products
-/// of one query or one decoding step) do not each pay a thread wake-up, as
-/// they would on rayon.
-pub(crate) fn on_each_pool_thread<T: Send>(f: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    let pool = candle_core::utils::barrier_pool();
-    let slots: Vec<std::sync::Mutex<Option<T>>> = (0..pool.n_workers() + 1)
-        .map(|_| std::sync::Mutex::new(None))
-        .collect();
-    pool.execute(|tid| {
-        let value = f(tid);
-        *slots[tid].lock().unwrap_or_else(|p| p.into_inner()) = Some(value);
-    });
-    slots
-        .into_iter()
-        .map(|slot| {
-            slot.into_inner()
-                .unwrap_or_else(|p| p.into_inner())
-                .expect("the barrier pool runs every thread's part")
-        })
-        .collect()
-}
 
 fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> CResult<&'a [f32]> {
     let data = s.as_slice::<f32>()?;
@@ -249,51 +227,10 @@ pub(crate) fn softmax_rows_in_place(x: &mut [f32], n: usize) {
 }
 
 /// `softmax` of each row of `n` values of `x` into `out`: eight lanes at a
-/// time where the CPU has AVX2 ([`crate::simd`]), else portable code.
+/// time where the CPU has AVX2 ([`crate::kernels::simd`]), else portable code.
 pub(crate) fn softmax_rows(x: &[f32], out: &mut [f32], n: usize) {
-    if !crate::simd::softmax_rows(x, out, n) {
+    if !simd::softmax_rows(x, out, n) {
         softmax_rows_portable(x, out, n);
-    }
-}
-
-/// The portable softmax (and the reference the AVX2 one is tested against).
-pub(crate) fn softmax_rows_portable(x: &[f32], out: &mut [f32], n: usize) {
-    for (xr, or) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
-        // Eight running maxima so the loop vectorises (f32 max is not associative for the compiler).
-        let mut m = [f32::NEG_INFINITY; 8];
-        let mut chunks = xr.chunks_exact(8);
-        for c in &mut chunks {
-            for (m, &v) in m.iter_mut().zip(c) {
-                *m = m.max(v);
-            }
-        }
-        let mut max = m.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        for &v in chunks.remainder() {
-            max = max.max(v);
-        }
-        if max == f32::NEG_INFINITY {
-            // Every value masked: uniform, as the plain formula's NaNs are no use.
-            or.fill(1.0 / n as f32);
-            continue;
-        }
-        let mut sums = [0f32; 8];
-        let mut oc = or.chunks_exact_mut(8);
-        let mut xc = xr.chunks_exact(8);
-        for (o, x) in (&mut oc).zip(&mut xc) {
-            for ((o, &x), s) in o.iter_mut().zip(x).zip(sums.iter_mut()) {
-                *o = exp(x - max);
-                *s += *o;
-            }
-        }
-        let mut sum: f32 = sums.iter().sum();
-        for (o, &x) in oc.into_remainder().iter_mut().zip(xc.remainder()) {
-            *o = exp(x - max);
-            sum += *o;
-        }
-        let inv = 1.0 / sum;
-        for o in or.iter_mut() {
-            *o *= inv;
-        }
     }
 }
 
@@ -311,7 +248,7 @@ pub(crate) struct F16Heads<'a> {
 /// on every step. `q` is `[t, heads · d]` as projected, and so is the
 /// result; no mask. The (row, head)
 /// pairs are spread over the barrier pool's threads; with AVX2, FMA and
-/// F16C each runs [`crate::simd::attend_row_f16`], which reads the f16
+/// F16C each runs [`simd::attend_row_f16`], which reads the f16
 /// values directly: half the bytes of f32 on every decoding step.
 pub(crate) fn attend_f16(q: &[f32], kv: &F16Heads<'_>, scale: f32) -> Vec<f32> {
     let F16Heads { k, v, heads, d, n } = *kv;
@@ -330,7 +267,7 @@ pub(crate) fn attend_f16(q: &[f32], kv: &F16Heads<'_>, scale: f32) -> Vec<f32> {
                 let qh = &q[row * width + h * d..][..d];
                 let (kh, vh) = (&k[h * n * d..][..n * d], &v[h * n * d..][..n * d]);
                 let mut out = vec![0f32; d];
-                if !crate::simd::attend_row_f16(qh, kh, vh, scale, &mut scores, &mut out) {
+                if !simd::attend_row_f16(qh, kh, vh, scale, &mut scores, &mut out) {
                     attend_row_f16_portable(qh, kh, vh, scale, &mut scores, &mut out);
                 }
                 (u, out)
@@ -350,68 +287,10 @@ pub(crate) fn attend_f16(q: &[f32], kv: &F16Heads<'_>, scale: f32) -> Vec<f32> {
     out
 }
 
-/// The portable [`crate::simd::attend_row_f16`] (and its test's reference).
-pub(crate) fn attend_row_f16_portable(
-    q: &[f32],
-    k: &[half::f16],
-    v: &[half::f16],
-    scale: f32,
-    scores: &mut [f32],
-    out: &mut [f32],
-) {
-    let d = q.len();
-    for (s, kr) in scores.iter_mut().zip(k.chunks_exact(d)) {
-        *s = scale * q.iter().zip(kr).map(|(a, b)| a * b.to_f32()).sum::<f32>();
-    }
-    let raw = scores.to_vec();
-    softmax_rows_portable(&raw, scores, raw.len().max(1));
-    out.fill(0.0);
-    for (&p, vr) in scores.iter().zip(v.chunks_exact(d)) {
-        for (o, b) in out.iter_mut().zip(vr) {
-            *o += p * b.to_f32();
-        }
-    }
-}
-
 /// `ln Σ eˣ` over `x` (−∞ when empty or fully masked): eight lanes at a
-/// time where the CPU has AVX2 ([`crate::simd`]), else portable code.
+/// time where the CPU has AVX2 ([`crate::kernels::simd`]), else portable code.
 pub(crate) fn log_sum_exp(x: &[f32]) -> f32 {
-    crate::simd::log_sum_exp(x).unwrap_or_else(|| log_sum_exp_portable(x))
-}
-
-/// The portable `ln Σ eˣ` (and the reference the AVX2 one is tested against).
-pub(crate) fn log_sum_exp_portable(x: &[f32]) -> f32 {
-    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if max == f32::NEG_INFINITY {
-        return max;
-    }
-    max + x.iter().map(|&v| exp(v - max)).sum::<f32>().ln()
-}
-
-/// e^x for f32, branch-free so loops over it vectorise: x = k·ln 2 + r with
-/// |r| ≤ ln 2 / 2, e^r by its degree-6 Taylor polynomial (relative error
-/// ≤ 2e-7), 2^k through the exponent bits. 0 below -87 (f32's normal range
-/// ends there), which is where softmax's masked values go.
-#[inline(always)]
-pub(crate) fn exp(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    // ln 2 split so that k · LN2_HI is exact for |k| < 2^11.
-    const LN2_HI: f32 = 0.693_145_75;
-    const LN2_LO: f32 = 1.428_606_8e-6;
-    // Adding 1.5 · 2^23 rounds to an integer in the default rounding mode.
-    const ROUND: f32 = 12_582_912.0;
-    let xc = x.clamp(-87.0, 88.0);
-    let t = xc * LOG2E + ROUND;
-    let k = t - ROUND;
-    let r = (xc - k * LN2_HI) - k * LN2_LO;
-    let mut p = 1.0 / 720.0;
-    for c in [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
-        p = p * r + c;
-    }
-    // k is in the mantissa's low bits of t.
-    let k = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
-    let scale = f32::from_bits(((k + 127) as u32) << 23);
-    if x < -87.0 { 0.0 } else { p * scale }
+    simd::log_sum_exp(x).unwrap_or_else(|| log_sum_exp_portable(x))
 }
 
 /// erf(x) for f32 as a rational function of x² (odd numerator of degree 13,
@@ -467,21 +346,6 @@ mod tests {
             sum += term / (2 * n + 1) as f64;
         }
         sum * 2.0 / std::f64::consts::PI.sqrt()
-    }
-
-    #[test]
-    fn exp_is_accurate() {
-        let mut worst = 0f64;
-        for i in -87_000..=88_000 {
-            let x = i as f32 / 1000.0;
-            let want = f64::from(x).exp();
-            let err = ((f64::from(exp(x)) - want) / want).abs();
-            worst = worst.max(err);
-        }
-        assert!(worst < 4e-7, "max relative exp error {worst}");
-        assert_eq!(exp(0.0), 1.0);
-        assert_eq!(exp(f32::NEG_INFINITY), 0.0);
-        assert_eq!(exp(-100.0), 0.0);
     }
 
     #[test]

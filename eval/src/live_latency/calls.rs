@@ -15,7 +15,8 @@ use anyhow::Context;
 use assist_models::audio::{DecodeOptions, decode_file};
 use assist_protocol::live::Speaker;
 
-use crate::asr_bench::{audio_cache, cache_key, espeak, read_lines, telephone};
+use crate::audio::{espeak, telephone};
+use crate::setup::{audio_cache, cache_key, read_lines};
 
 /// 16 kHz mono, as the live protocol carries it.
 pub const RATE: f64 = 16_000.0;

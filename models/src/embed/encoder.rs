@@ -73,7 +73,7 @@ impl MatWeight {
 
 /// `x · w` for a `[rows, in]` tensor and an `[in, out]` matrix, the output
 /// columns split into one part per thread of candle's barrier pool
-/// ([`ops::on_each_pool_thread`]). Each part reads only its share of the
+/// ([`crate::pool::on_each_pool_thread`]). Each part reads only its share of the
 /// weights, which splits a short query evenly where gemm's own splitting
 /// does not (`benches/query_embed.rs`).
 fn sgemm(x: &Tensor, w: &ndarray::Array2<f32>) -> CResult<Tensor> {
@@ -95,10 +95,12 @@ fn sgemm(x: &Tensor, w: &ndarray::Array2<f32>) -> CResult<Tensor> {
         y
     };
     // Parts on multiples of 16 columns keep matrixmultiply's packed panels whole.
-    let step = out.div_ceil(ops::pool_threads()).next_multiple_of(16);
+    let step = out
+        .div_ceil(crate::pool::pool_threads())
+        .next_multiple_of(16);
     let y = if step < out {
         let cols = |tid: usize| (tid * step).min(out)..((tid + 1) * step).min(out);
-        let parts = ops::on_each_pool_thread(|tid| product(cols(tid)));
+        let parts = crate::pool::on_each_pool_thread(|tid| product(cols(tid)));
         // Assembled row-major (ndarray's `concatenate` along columns hands
         // back a column-major array).
         let mut y = Array2::<f32>::zeros((rows, out));

@@ -58,6 +58,9 @@ pub use encoder::Compute;
 pub use fake::FakeEmbedder;
 pub use handle::EmbedHandle;
 
+// The trait and the query/passage kind live in the candle-free API crate.
+pub use assist_model_api::embed::{Embed, EmbedKind};
+
 use crate::{Error, Result};
 use encoder::Encoder;
 
@@ -74,15 +77,6 @@ const BATCH_TOKENS: usize = 8 * 1024;
 /// default threads. See [`Embedder::one_thread_up_to`].
 const ONE_THREAD_TOKENS: usize = 56;
 
-/// Whether a text is searched for or searched in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EmbedKind {
-    /// A question or customer utterance (e5 prefix `query: `).
-    Query,
-    /// A document to be found: a script, an FAQ answer (e5 prefix `passage: `).
-    Passage,
-}
-
 /// How token vectors become one text vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pooling {
@@ -90,14 +84,6 @@ pub enum Pooling {
     Mean,
     /// The first token's vector: bge-m3.
     Cls,
-}
-
-/// A text embedding model. Implemented by [`Embedder`] and the test fake.
-pub trait Embed: 'static {
-    /// One L2-normalised vector of [`Embed::dim`] values per text, in order.
-    fn embed(&mut self, texts: &[&str], kind: EmbedKind) -> Result<Vec<Vec<f32>>>;
-    /// Length of every vector.
-    fn dim(&self) -> usize;
 }
 
 /// A sentence embedder on candle; see the [module docs](self).

@@ -29,43 +29,18 @@ pub(crate) trait Forward {
     }
 }
 
-impl GenerateOptions {
-    /// Why these options cannot be used, if they cannot.
-    pub fn check(&self) -> std::result::Result<(), String> {
-        if self.temperature.is_nan() || self.temperature < 0.0 {
-            return Err(format!(
-                "temperature must be 0 or more, not {}",
-                self.temperature
-            ));
-        }
-        if let Some(p) = self.top_p
-            && !(p > 0.0 && p <= 1.0)
-        {
-            return Err(format!("top_p must be in (0, 1], not {p}"));
-        }
-        if self.top_k == Some(0) {
-            return Err("top_k must be at least 1".into());
-        }
-        if !(self.repeat_penalty.is_finite() && self.repeat_penalty > 0.0) {
-            return Err(format!(
-                "repeat_penalty must be above 0, not {}",
-                self.repeat_penalty
-            ));
-        }
-        Ok(())
+/// candle's sampler for `opts`: argmax at temperature 0, else the nucleus
+/// and top-k cuts asked for.
+fn sampling(opts: &GenerateOptions) -> Sampling {
+    let temperature = opts.temperature;
+    if temperature < 1e-7 {
+        return Sampling::ArgMax;
     }
-
-    fn sampling(&self) -> Sampling {
-        let temperature = self.temperature;
-        if temperature < 1e-7 {
-            return Sampling::ArgMax;
-        }
-        match (self.top_k, self.top_p) {
-            (Some(k), Some(p)) => Sampling::TopKThenTopP { k, p, temperature },
-            (Some(k), None) => Sampling::TopK { k, temperature },
-            (None, Some(p)) => Sampling::TopP { p, temperature },
-            (None, None) => Sampling::All { temperature },
-        }
+    match (opts.top_k, opts.top_p) {
+        (Some(k), Some(p)) => Sampling::TopKThenTopP { k, p, temperature },
+        (Some(k), None) => Sampling::TopK { k, temperature },
+        (None, Some(p)) => Sampling::TopP { p, temperature },
+        (None, None) => Sampling::All { temperature },
     }
 }
 
@@ -108,7 +83,7 @@ pub(crate) fn run(
     let prompt_secs = started.elapsed().as_secs_f64();
     let mut logits = logits.ok_or_else(|| fail("no logits".into()))?;
 
-    let mut sampler = LogitsProcessor::from_sampling(opts.seed, opts.sampling());
+    let mut sampler = LogitsProcessor::from_sampling(opts.seed, sampling(opts));
     let mut decoder = tokenizer.stream_decoder();
     let mut generated: Vec<u32> = Vec::new();
     let mut text = String::new();

@@ -44,22 +44,22 @@ struct Layer {
 /// A weight matrix, in the form each kind of product runs fastest on:
 ///
 /// - Q4_K and Q6_K (a Q4_K_M model's) on our AVX-512 VNNI kernels
-///   ([`crate::qk`]) for one row and for prompts alike, where the CPU has
+///   ([`crate::kernels::qk`]) for one row and for prompts alike, where the CPU has
 ///   them; nothing else is kept.
 /// - Otherwise quantized for one-token steps, where reading the weights is
-///   the cost (Q8_0 repacked for [`crate::q8`]'s one-row kernel, the rest on
+///   the cost (Q8_0 repacked for [`crate::kernels::q8`]'s one-row kernel, the rest on
 ///   candle's), and optionally dense f32 for prompts, where the arithmetic
 ///   is: candle's f32 GEMM multiplies a 256-token chunk several times
 ///   faster than its quantized kernels, which re-quantize the activations
 ///   and take int8 dot products row by column.
 enum Linear {
-    KQuant(crate::qk::KRows),
+    KQuant(crate::kernels::qk::KRows),
     Quantized {
         q: QMatMul,
         dense: Option<Tensor>,
         /// The same Q8_0 weights repacked for one-row products, where the
         /// CPU has AVX2 or AVX-512 VNNI.
-        q8: Option<crate::q8::Q8Rows>,
+        q8: Option<crate::kernels::q8::Q8Rows>,
     },
 }
 
@@ -69,8 +69,8 @@ const DENSE_MIN_ROWS: usize = 8;
 impl Linear {
     fn new(w: QTensor, dense: bool, kquants: bool) -> Result<Self> {
         if kquants
-            && crate::qk::available()
-            && let Some(k) = crate::qk::KRows::from_qtensor(&w)?
+            && crate::kernels::qk::available()
+            && let Some(k) = crate::kernels::qk::KRows::from_qtensor(&w)?
         {
             return Ok(Linear::KQuant(k));
         }
@@ -79,8 +79,8 @@ impl Linear {
         } else {
             None
         };
-        let q8 = if crate::q8::available() {
-            crate::q8::Q8Rows::from_qtensor(&w)?
+        let q8 = if crate::kernels::q8::available() {
+            crate::kernels::q8::Q8Rows::from_qtensor(&w)?
         } else {
             None
         };
@@ -468,7 +468,7 @@ mod tests {
     /// 32 values, candle's per 256, so the logits differ by rounding only.
     #[test]
     fn matches_candles_qwen2_with_our_kquant_kernels() {
-        if !crate::qk::available() {
+        if !crate::kernels::qk::available() {
             println!("skipped: no AVX-512 VNNI on this CPU");
             return;
         }

@@ -1,7 +1,18 @@
 //! Streaming detokenization: text deltas that never split a character.
+//!
+//! Built on [`LlmTokenizer::decode`]; the tokenizer knows nothing of this
+//! module (its [`LlmTokenizer::stream_decoder`] is defined here), so the
+//! dependency runs one way, stream → tokenizer.
 
 use super::tokenizer::LlmTokenizer;
 use crate::Result;
+
+impl LlmTokenizer {
+    /// A streaming decoder for generated ids.
+    pub fn stream_decoder(&self) -> TokenDecoder<'_> {
+        TokenDecoder::new(self)
+    }
+}
 
 /// Turns generated ids into text deltas, holding back bytes of a character
 /// that is not complete yet (a Chinese character or emoji spans several

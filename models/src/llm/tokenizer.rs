@@ -35,7 +35,6 @@ use tokenizers::processors::byte_level::ByteLevel as ByteLevelProcessor;
 use tokenizers::{AddedToken, PreTokenizerWrapper, SplitDelimiterBehavior, Tokenizer};
 
 use super::chat::{END_OF_TEXT, IM_END, IM_START, turns};
-use super::stream::TokenDecoder;
 use super::{Message, Role};
 use crate::{Error, Result};
 
@@ -402,11 +401,6 @@ impl LlmTokenizer {
     /// The underlying `tokenizers` tokenizer that recognises control tokens.
     pub fn inner(&self) -> &Tokenizer {
         &self.full
-    }
-
-    /// A streaming decoder for generated ids.
-    pub fn stream_decoder(&self) -> TokenDecoder<'_> {
-        TokenDecoder::new(self)
     }
 
     fn error(&self, reason: String) -> Error {

@@ -1,14 +1,13 @@
 //! Explicit AVX2 kernels for the element-wise work around the matrix
 //! products, where the compiler's auto-vectoriser gave up.
 //!
-//! perf showed the portable softmax in [`crate::ops`] compiled to scalar
+//! perf showed the portable softmax in [`crate::portable`] compiled to scalar
 //! `vaddss`/`vmovss` even inside an AVX2 `#[target_feature]` function (the
 //! clamped polynomial exp and the running sum defeated the loop vectoriser),
 //! and it took 14 % of a Whisper transcription, nearly all of it in the
 //! encoder's 1500 × 1500 attention rows. The same arithmetic eight lanes at a
 //! time is written out here with intrinsics, which need `unsafe` for the
-//! loads, stores and the feature-gated call; this module alone allows it.
-#![allow(unsafe_code)]
+//! loads, stores and the feature-gated call.
 
 /// Whether this CPU runs the kernels here.
 pub(crate) fn avx2() -> bool {
@@ -37,6 +36,8 @@ pub(crate) fn softmax_rows(x: &[f32], out: &mut [f32], n: usize) -> bool {
     false
 }
 
+/// [`softmax_rows`]' kernel. Safety: the CPU must have AVX2 and FMA, and
+/// `x` and `out` must be rows of `n` values (both checked by the caller).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn softmax_rows_avx2(x: &[f32], out: &mut [f32], n: usize) {
@@ -44,19 +45,24 @@ unsafe fn softmax_rows_avx2(x: &[f32], out: &mut [f32], n: usize) {
     let lanes = n / 8 * 8;
     for (xr, or) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
         let (xp, op) = (xr.as_ptr(), or.as_mut_ptr());
-        // SAFETY (all loads and stores): i + 8 ≤ lanes ≤ n, the row's length.
         let max = max_avx2(xr);
         if max == f32::NEG_INFINITY {
             // Every value masked: uniform, as the plain formula's NaNs are no use.
             or.fill(1.0 / n as f32);
             continue;
         }
-        // SAFETY: both pointers address a row of n values.
+        // SAFETY: `xp` and `op` address rows of `n` values (`chunks_exact(n)`
+        // of slices of equal length), distinct ones, as `exp_shifted` needs;
+        // this function's AVX2 and FMA are the ones `exp_shifted` enables.
         let sum = unsafe { exp_shifted(xp, op, n, max) };
         let inv = 1.0 / sum;
         let vinv = _mm256_set1_ps(inv);
         for i in (0..lanes).step_by(8) {
+            // SAFETY: i + 8 ≤ lanes ≤ n, so `op + i` and the eight values
+            // after it lie within the row `or`.
             let p = unsafe { op.add(i) };
+            // SAFETY: `p` addresses eight values of `or` (above), which this
+            // function holds as `&mut`; unaligned loads and stores are allowed.
             unsafe { _mm256_storeu_ps(p, _mm256_mul_ps(_mm256_loadu_ps(p), vinv)) };
         }
         for o in &mut or[lanes..] {
@@ -78,13 +84,13 @@ pub(crate) fn log_sum_exp(x: &[f32]) -> Option<f32> {
     None
 }
 
+/// [`log_sum_exp`]'s kernel. Safety: the CPU must have AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn log_sum_exp_avx2(x: &[f32]) -> f32 {
     use std::arch::x86_64::*;
     let lanes = x.len() / 8 * 8;
     let xp = x.as_ptr();
-    // SAFETY (all loads): i + 8 ≤ lanes ≤ x.len().
     let max = max_avx2(x);
     if max == f32::NEG_INFINITY {
         return max;
@@ -92,14 +98,13 @@ unsafe fn log_sum_exp_avx2(x: &[f32]) -> f32 {
     let vm = _mm256_set1_ps(max);
     let mut vsum = _mm256_setzero_ps();
     for i in (0..lanes).step_by(8) {
-        vsum = _mm256_add_ps(
-            vsum,
-            exp8(_mm256_sub_ps(unsafe { _mm256_loadu_ps(xp.add(i)) }, vm)),
-        );
+        // SAFETY: i + 8 ≤ lanes ≤ x.len(), so the eight values read are in `x`.
+        let v = unsafe { _mm256_loadu_ps(xp.add(i)) };
+        vsum = _mm256_add_ps(vsum, exp8(_mm256_sub_ps(v, vm)));
     }
     let mut sum = hsum(vsum);
     for &v in &x[lanes..] {
-        sum += crate::ops::exp(v - max);
+        sum += crate::portable::exp(v - max);
     }
     max + sum.ln()
 }
@@ -142,6 +147,8 @@ pub(crate) fn attend_row_f16(
     false
 }
 
+/// [`attend_row_f16`]'s kernel. Safety: the CPU must have AVX2, FMA and
+/// F16C, and the lengths must be those [`attend_row_f16`] asserts.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn attend_row_f16_avx2(
@@ -157,48 +164,69 @@ unsafe fn attend_row_f16_avx2(
     let n = scores.len();
     let (qp, kp, vp) = (q.as_ptr(), k.as_ptr().cast::<__m128i>(), v.as_ptr());
     // Scores: two accumulators per key so the FMAs do not wait on each other.
-    // SAFETY (key loads): row j's 8-value group c/8 ends at j·d + c + 8 ≤ n·d.
+    // The caller checked k.len() = n·d and d a multiple of 8, so key row j's
+    // group of eight values at column c (c + 8 ≤ d) ends at j·d + c + 8 ≤ n·d.
     for (j, s) in scores.iter_mut().enumerate() {
+        // SAFETY: j < n, so row j starts within `k` (2 bytes per f16).
         let row = unsafe { kp.byte_add(j * d * 2) };
         let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
         let mut c = 0;
         while c + 16 <= d {
-            let k0 = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(row.byte_add(c * 2)) });
-            let k1 = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(row.byte_add(c * 2 + 16)) });
-            a0 = _mm256_fmadd_ps(k0, unsafe { _mm256_loadu_ps(qp.add(c)) }, a0);
-            a1 = _mm256_fmadd_ps(k1, unsafe { _mm256_loadu_ps(qp.add(c + 8)) }, a1);
+            // SAFETY: c + 16 ≤ d: keys c..c + 16 of row j and query values
+            // c..c + 16 are in bounds (see above; q.len() = d).
+            let (k0, k1, q0, q1) = unsafe {
+                (
+                    _mm_loadu_si128(row.byte_add(c * 2)),
+                    _mm_loadu_si128(row.byte_add(c * 2 + 16)),
+                    _mm256_loadu_ps(qp.add(c)),
+                    _mm256_loadu_ps(qp.add(c + 8)),
+                )
+            };
+            a0 = _mm256_fmadd_ps(_mm256_cvtph_ps(k0), q0, a0);
+            a1 = _mm256_fmadd_ps(_mm256_cvtph_ps(k1), q1, a1);
             c += 16;
         }
         if c < d {
-            let k0 = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(row.byte_add(c * 2)) });
-            a0 = _mm256_fmadd_ps(k0, unsafe { _mm256_loadu_ps(qp.add(c)) }, a0);
+            // SAFETY: d is a multiple of 8, so c + 8 ≤ d here: keys c..c + 8
+            // of row j and query values c..c + 8 are in bounds.
+            let (k0, q0) = unsafe {
+                (
+                    _mm_loadu_si128(row.byte_add(c * 2)),
+                    _mm256_loadu_ps(qp.add(c)),
+                )
+            };
+            a0 = _mm256_fmadd_ps(_mm256_cvtph_ps(k0), q0, a0);
         }
         *s = hsum(_mm256_add_ps(a0, a1)) * scale;
     }
     // Softmax numerators; the division is applied to the output once.
     let max = max_avx2(scores);
     let sp = scores.as_mut_ptr();
-    // SAFETY: in place over the n scores.
+    // SAFETY: in place over the n scores (`exp_shifted` allows x = out); the
+    // features it enables are this function's.
     let sum = unsafe { exp_shifted(sp, sp, n, max) };
     // out = Σ_j p_j · v_j: 64 output lanes (eight registers) per pass over
     // the values, then any remaining lanes eight at a time.
     let inv = 1.0 / sum;
     let mut c = 0;
     while c + 64 <= d {
-        // SAFETY: c + 64 ≤ d.
+        // SAFETY: c + 64 ≤ d; `v` holds n = scores.len() rows of d values and
+        // `out` holds d (checked by the caller); same target features.
         unsafe { weighted_sum::<8>(scores, vp, d, c, inv, out) };
         c += 64;
     }
     while c < d {
-        // SAFETY: c + 8 ≤ d.
+        // SAFETY: c < d and both are multiples of 8, so c + 8 ≤ d; `v` and
+        // `out` as above.
         unsafe { weighted_sum::<1>(scores, vp, d, c, inv, out) };
         c += 8;
     }
 }
 
 /// `out[c..c + 8N] = inv · Σ_j p_j · v[j, c..c + 8N]`, with N registers of
-/// accumulators. The caller guarantees `c + 8N ≤ d`, `v` holds
-/// `p.len()` rows of `d` values, and `out` holds `d`.
+/// accumulators. Safety: the caller guarantees `c + 8N ≤ d`, `v` holds
+/// `p.len()` rows of `d` values, `out` holds `d`, and the CPU has AVX2, FMA
+/// and F16C.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn weighted_sum<const N: usize>(
@@ -213,21 +241,23 @@ unsafe fn weighted_sum<const N: usize>(
     let mut acc = [_mm256_setzero_ps(); N];
     for (j, &pj) in p.iter().enumerate() {
         let w = _mm256_set1_ps(pj);
-        // SAFETY: the caller's bounds: j·d + c + 8N ≤ p.len()·d.
+        // SAFETY: the caller's bounds: j·d + c + 8N ≤ p.len()·d, the values' length.
         let row = unsafe { v.add(j * d + c) };
         for (a, acc) in acc.iter_mut().enumerate() {
-            let vv = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(row.add(8 * a).cast()) });
-            *acc = _mm256_fmadd_ps(vv, w, *acc);
+            // SAFETY: a < N, so values 8a..8a + 8 after `row` end at or before
+            // j·d + c + 8N, within `v` (above).
+            let vv = unsafe { _mm_loadu_si128(row.add(8 * a).cast()) };
+            *acc = _mm256_fmadd_ps(_mm256_cvtph_ps(vv), w, *acc);
         }
     }
     let inv = _mm256_set1_ps(inv);
     for (a, acc) in acc.iter().enumerate() {
-        // SAFETY: c + 8N ≤ d = out.len().
+        // SAFETY: c + 8a + 8 ≤ c + 8N ≤ d = out.len(), and `out` is ours to write.
         unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(c + 8 * a), _mm256_mul_ps(*acc, inv)) };
     }
 }
 
-/// [`crate::ops::exp`] on eight lanes: the same range reduction, polynomial
+/// [`crate::portable::exp`] on eight lanes: the same range reduction, polynomial
 /// and exponent-bit scaling, 0 below -87.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
@@ -262,8 +292,10 @@ fn exp8(x: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
 }
 
 /// `out[i] = e^(x[i] − max)` for `i < n`, and their sum: softmax's
-/// numerators. `x` and `out` may be the same pointer (in place); the caller
-/// guarantees both address `n` values.
+/// numerators. `x` and `out` may be the same pointer (in place).
+///
+/// Safety: `x` must be valid for reading and `out` for writing `n` values,
+/// and the CPU must have AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn exp_shifted(x: *const f32, out: *mut f32, n: usize, max: f32) -> f32 {
@@ -272,15 +304,18 @@ unsafe fn exp_shifted(x: *const f32, out: *mut f32, n: usize, max: f32) -> f32 {
     let vm = _mm256_set1_ps(max);
     let mut vsum = _mm256_setzero_ps();
     for i in (0..lanes).step_by(8) {
-        // SAFETY: i + 8 ≤ lanes ≤ n, within the caller's bounds.
-        let e = exp8(_mm256_sub_ps(unsafe { _mm256_loadu_ps(x.add(i)) }, vm));
+        // SAFETY: i + 8 ≤ lanes ≤ n, within the caller's bounds for `x`.
+        let v = unsafe { _mm256_loadu_ps(x.add(i)) };
+        let e = exp8(_mm256_sub_ps(v, vm));
+        // SAFETY: i + 8 ≤ n, within the caller's bounds for `out`.
         unsafe { _mm256_storeu_ps(out.add(i), e) };
         vsum = _mm256_add_ps(vsum, e);
     }
     let mut sum = hsum(vsum);
     for i in lanes..n {
-        // SAFETY: i < n.
-        let e = crate::ops::exp(unsafe { *x.add(i) } - max);
+        // SAFETY: i < n, within the caller's bounds for `x`.
+        let e = crate::portable::exp(unsafe { *x.add(i) } - max);
+        // SAFETY: i < n, within the caller's bounds for `out`.
         unsafe { *out.add(i) = e };
         sum += e;
     }
@@ -295,8 +330,9 @@ fn max_avx2(x: &[f32]) -> f32 {
     let lanes = x.len() / 8 * 8;
     let mut vmax = _mm256_set1_ps(f32::NEG_INFINITY);
     for i in (0..lanes).step_by(8) {
-        // SAFETY: i + 8 ≤ lanes ≤ x.len().
-        vmax = _mm256_max_ps(vmax, unsafe { _mm256_loadu_ps(x.as_ptr().add(i)) });
+        // SAFETY: i + 8 ≤ lanes ≤ x.len(), so the eight values read are in `x`.
+        let v = unsafe { _mm256_loadu_ps(x.as_ptr().add(i)) };
+        vmax = _mm256_max_ps(vmax, v);
     }
     x[lanes..].iter().fold(hmax(vmax), |m, &v| m.max(v))
 }
@@ -342,7 +378,7 @@ mod tests {
             let scale = 1.0 / (d as f32).sqrt();
             let mut scores = vec![0f32; n];
             let mut want = vec![0f32; d];
-            crate::ops::attend_row_f16_portable(&q, &k, &v, scale, &mut scores, &mut want);
+            crate::portable::attend_row_f16_portable(&q, &k, &v, scale, &mut scores, &mut want);
             // The f32 arithmetic on the unrounded values stays within f16's rounding.
             let s: Vec<f32> = kf
                 .chunks_exact(d)
@@ -400,7 +436,7 @@ mod tests {
                 x[1] = f32::NEG_INFINITY;
                 x[2] = -300.0;
             }
-            let want = crate::ops::log_sum_exp_portable(&x);
+            let want = crate::portable::log_sum_exp_portable(&x);
             let got = super::log_sum_exp(&x).unwrap();
             assert!(
                 got == want || (got - want).abs() <= 1e-5 * want.abs().max(1.0),
@@ -428,7 +464,7 @@ mod tests {
                 x[2 * n + 2] = -200.0;
             }
             let mut want = vec![0f32; x.len()];
-            crate::ops::softmax_rows_portable(&x, &mut want, n);
+            crate::portable::softmax_rows_portable(&x, &mut want, n);
             let mut got = vec![0f32; x.len()];
             assert!(super::softmax_rows(&x, &mut got, n));
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {

@@ -19,8 +19,7 @@
 //!   activation's sign (`vpsignb`): |x|·(±w) stays within 2·127·127.
 //!
 //! Hand-written because no crate offers an int8 GEMV with this layout; the
-//! intrinsics need `unsafe`, which is allowed in this module only.
-#![allow(unsafe_code)]
+//! intrinsics need `unsafe`.
 
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Result, Tensor};
@@ -47,7 +46,7 @@ pub(crate) fn kernel() -> Option<Kernel> {
         use std::arch::is_x86_feature_detected as has;
         if has!("avx512f") && has!("avx512bw") && has!("avx512vnni") {
             Some(Kernel::Vnni)
-        } else if crate::simd::avx2() {
+        } else if super::simd::avx2() {
             Some(Kernel::Avx2)
         } else {
             None
@@ -159,9 +158,9 @@ impl Q8Rows {
         }
         let (xq, xd) = quantize_row(&xs);
         let groups = self.rows.div_ceil(LANES);
-        let parts = crate::ops::pool_threads().min(groups).max(1);
+        let parts = crate::pool::pool_threads().min(groups).max(1);
         let per = groups.div_ceil(parts);
-        let pieces = crate::ops::on_each_pool_thread(|tid| {
+        let pieces = crate::pool::on_each_pool_thread(|tid| {
             let start = (tid * per).min(groups);
             let end = ((tid + 1) * per).min(groups);
             let mut out = vec![0f32; (end - start) * LANES];
@@ -184,8 +183,9 @@ impl Q8Rows {
         out: &mut [f32],
     ) {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `gemv_on` checked that `kernel` runs on this CPU; the
-        // slices' lengths are checked at the top of each kernel.
+        // SAFETY: `gemv_on` checked that `kernel` runs on this CPU (the only
+        // precondition of the target features); the kernels bounds-check the
+        // slices' lengths themselves (`check_lengths`) before any raw access.
         unsafe {
             match kernel {
                 Kernel::Vnni => self.groups_vnni(range, xq, xd, out),
@@ -212,6 +212,8 @@ impl Q8Rows {
         assert_eq!(self.offsets.len(), groups * blocks * LANES);
     }
 
+    /// The AVX2 kernel of [`Self::groups`]. Safety: the CPU must have AVX2
+    /// and FMA; lengths are checked here.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn groups_avx2(
@@ -230,28 +232,41 @@ impl Q8Rows {
             let mut acc_hi = _mm256_setzero_ps();
             for (b, &xd) in xd.iter().enumerate() {
                 let gb = g * blocks + b;
-                // SAFETY (all loads): as in `groups_vnni`.
+                // SAFETY: g < groups and b < blocks, so gb < groups · blocks
+                // and the 512 weights at gb · 512 lie within `quants`, whose
+                // length `check_lengths` asserted.
                 let wq = unsafe { self.quants.as_ptr().add(gb * LANES * BLOCK) };
+                // SAFETY: b < blocks and xq.len() = cols = blocks · 32
+                // (asserted), so the block's 32 bytes lie within `xq`.
                 let xb = unsafe { xq.as_ptr().add(b * BLOCK) };
                 let mut dot_lo = _mm256_setzero_si256();
                 let mut dot_hi = _mm256_setzero_si256();
                 for j in 0..BLOCK / 4 {
                     // Back from x + 128 to the signed x, four at a time.
-                    let x4 =
-                        unsafe { (xb.add(4 * j) as *const u32).read_unaligned() } ^ 0x8080_8080;
-                    let x = _mm256_set1_epi32(x4 as i32);
+                    // SAFETY: 4j + 4 ≤ 32: bytes of this block of `xq`.
+                    let x4 = unsafe { (xb.add(4 * j) as *const u32).read_unaligned() };
+                    let x = _mm256_set1_epi32((x4 ^ 0x8080_8080) as i32);
                     let ax = _mm256_abs_epi8(x);
-                    let w_lo = unsafe { _mm256_loadu_si256(wq.add(j * LANES * 4) as *const _) };
-                    let w_hi =
-                        unsafe { _mm256_loadu_si256(wq.add(j * LANES * 4 + 32) as *const _) };
+                    // SAFETY: j·64 + 64 ≤ 512: both 32-byte halves of line j
+                    // lie within this group and block's weights.
+                    let (w_lo, w_hi) = unsafe {
+                        (
+                            _mm256_loadu_si256(wq.add(j * LANES * 4) as *const _),
+                            _mm256_loadu_si256(wq.add(j * LANES * 4 + 32) as *const _),
+                        )
+                    };
                     let p_lo = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(w_lo, x));
                     let p_hi = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(w_hi, x));
                     dot_lo = _mm256_add_epi32(dot_lo, _mm256_madd_epi16(p_lo, ones));
                     dot_hi = _mm256_add_epi32(dot_hi, _mm256_madd_epi16(p_hi, ones));
                 }
                 let d = _mm256_set1_ps(xd);
-                let s = unsafe { self.scales.as_ptr().add(gb * LANES) };
-                let (s_lo, s_hi) = unsafe { (_mm256_loadu_ps(s), _mm256_loadu_ps(s.add(8))) };
+                // SAFETY: gb < groups · blocks, and `scales` holds 16 floats
+                // for each (asserted), so both eight-float loads are in bounds.
+                let (s_lo, s_hi) = unsafe {
+                    let s = self.scales.as_ptr().add(gb * LANES);
+                    (_mm256_loadu_ps(s), _mm256_loadu_ps(s.add(8)))
+                };
                 // acc += xd · scale · dot
                 acc_lo =
                     _mm256_fmadd_ps(_mm256_mul_ps(d, s_lo), _mm256_cvtepi32_ps(dot_lo), acc_lo);
@@ -259,7 +274,7 @@ impl Q8Rows {
                     _mm256_fmadd_ps(_mm256_mul_ps(d, s_hi), _mm256_cvtepi32_ps(dot_hi), acc_hi);
             }
             let dst = &mut out[o * LANES..(o + 1) * LANES];
-            // SAFETY: dst holds 16 floats.
+            // SAFETY: `dst` is a checked slice of 16 floats: two stores of eight.
             unsafe {
                 _mm256_storeu_ps(dst.as_mut_ptr(), acc_lo);
                 _mm256_storeu_ps(dst.as_mut_ptr().add(8), acc_hi);
@@ -267,6 +282,8 @@ impl Q8Rows {
         }
     }
 
+    /// The AVX-512 VNNI kernel of [`Self::groups`]. Safety: the CPU must
+    /// have AVX-512 F, BW and VNNI; lengths are checked here.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     unsafe fn groups_vnni(
@@ -283,26 +300,38 @@ impl Q8Rows {
             let mut acc = _mm512_setzero_ps();
             for (b, &xd) in xd.iter().enumerate() {
                 let gb = g * blocks + b;
-                // SAFETY (all loads): gb < groups · blocks, so the 512 bytes at
-                // gb · 512 and the 16 floats at gb · 16 are in bounds (asserted
-                // lengths above); xq has `cols` = blocks · 32 bytes.
+                // SAFETY: gb < groups · blocks, so the 512 bytes at gb · 512
+                // are within `quants` (length asserted by `check_lengths`).
                 let wq = unsafe { self.quants.as_ptr().add(gb * LANES * BLOCK) };
+                // SAFETY: xq has `cols` = blocks · 32 bytes (asserted), b < blocks.
                 let xb = unsafe { xq.as_ptr().add(b * BLOCK) };
                 let mut dot = _mm512_setzero_si512();
                 for j in 0..BLOCK / 4 {
-                    let x4 = unsafe { (xb.add(4 * j) as *const i32).read_unaligned() };
-                    let w = unsafe { _mm512_loadu_si512(wq.add(j * LANES * 4) as *const _) };
+                    // SAFETY: 4j + 4 ≤ 32, within this block of `xq`, and
+                    // j·64 + 64 ≤ 512, within this group and block's weights.
+                    let (x4, w) = unsafe {
+                        (
+                            (xb.add(4 * j) as *const i32).read_unaligned(),
+                            _mm512_loadu_si512(wq.add(j * LANES * 4) as *const _),
+                        )
+                    };
                     dot = _mm512_dpbusd_epi32(dot, _mm512_set1_epi32(x4), w);
                 }
                 let d = _mm512_set1_ps(xd);
-                let scale = unsafe { _mm512_loadu_ps(self.scales.as_ptr().add(gb * LANES)) };
-                let offset = unsafe { _mm512_loadu_ps(self.offsets.as_ptr().add(gb * LANES)) };
+                // SAFETY: `scales` and `offsets` hold 16 floats per group and
+                // block (asserted), and gb < groups · blocks.
+                let (scale, offset) = unsafe {
+                    (
+                        _mm512_loadu_ps(self.scales.as_ptr().add(gb * LANES)),
+                        _mm512_loadu_ps(self.offsets.as_ptr().add(gb * LANES)),
+                    )
+                };
                 // acc += xd · (scale · dot − offset)
                 let v = _mm512_fmsub_ps(scale, _mm512_cvtepi32_ps(dot), offset);
                 acc = _mm512_fmadd_ps(d, v, acc);
             }
             let dst = &mut out[o * LANES..(o + 1) * LANES];
-            // SAFETY: dst holds 16 floats.
+            // SAFETY: `dst` is a checked slice of 16 floats, one 512-bit store.
             unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), acc) };
         }
     }
@@ -328,7 +357,7 @@ fn round_away(r: f32) -> i32 {
 
 /// One block of activations quantized to int8 in `-127..=127` (Q8_0's
 /// scale and rounding); returns the scale. Shared by this module's one-row
-/// products and [`crate::qk`]'s.
+/// products and [`super::qk`]'s.
 pub(crate) fn quantize_block(x: &[f32], q: &mut [i8]) -> f32 {
     let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
     let scale = amax / 127.0;

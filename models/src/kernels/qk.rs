@@ -8,7 +8,7 @@
 //! prompts needed a dense f32 copy of every matrix (4 bytes per weight) to
 //! reach even half of llama.cpp's prompt speed.
 //!
-//! The layout follows [`crate::q8`]: rows are taken sixteen at a time (a
+//! The layout follows [`super::q8`]: rows are taken sixteen at a time (a
 //! group), one row per 32-bit lane, and a group's weights are repacked at
 //! load time so that one 64-byte line holds four consecutive weights of each
 //! of its sixteen rows. `vpdpbusd` multiplies such a line (unsigned bytes) by
@@ -32,10 +32,8 @@
 //!   from cache. No dense copy of the weights is needed.
 //!
 //! Hand-written because no crate offers int8 k-quant products in this
-//! layout; the intrinsics need `unsafe`, which is allowed in this module only.
-#![allow(unsafe_code)]
+//! layout; the intrinsics need `unsafe`.
 
-use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Result, Tensor};
 use half::f16;
 
@@ -51,6 +49,10 @@ const NIBBLE_BYTES: usize = LANES * BLOCK / 2;
 const HIGH_BYTES: usize = LANES * BLOCK / 4;
 /// Groups of rows per pass over a tile of activation rows.
 const GROUP_CHUNK: usize = 4;
+
+mod repack;
+#[cfg(target_arch = "x86_64")]
+mod vnni;
 
 /// Whether this CPU runs the kernels (AVX-512 F, BW and VNNI).
 pub(crate) fn available() -> bool {
@@ -101,139 +103,7 @@ impl std::fmt::Debug for KRows {
     }
 }
 
-/// One super-block of Q4_K as numbers: `value = scale[v / 32]·q[v] − min[v / 32]`.
-fn unpack_q4k(block: &[u8], q: &mut [u8; SUPER], scale: &mut [f32; 8], min: &mut [f32; 8]) {
-    // block_q4_K: d (f16), dmin (f16), 12 bytes of 6-bit scales and mins, 128 of nibbles.
-    let d = f16::from_le_bytes([block[0], block[1]]).to_f32();
-    let dmin = f16::from_le_bytes([block[2], block[3]]).to_f32();
-    let sc = &block[4..16];
-    let qs = &block[16..144];
-    for j in 0..8 {
-        let (s, m) = if j < 4 {
-            (sc[j] & 63, sc[j + 4] & 63)
-        } else {
-            (
-                (sc[j + 4] & 0xF) | ((sc[j - 4] >> 6) << 4),
-                (sc[j + 4] >> 4) | ((sc[j] >> 6) << 4),
-            )
-        };
-        scale[j] = d * f32::from(s);
-        min[j] = dmin * f32::from(m);
-    }
-    for p in 0..4 {
-        for l in 0..32 {
-            let byte = qs[32 * p + l];
-            q[64 * p + l] = byte & 0xF;
-            q[64 * p + 32 + l] = byte >> 4;
-        }
-    }
-}
-
-/// One super-block of Q6_K as numbers: `value = scale[v / 16]·(q[v] − 32)`.
-fn unpack_q6k(block: &[u8], q: &mut [u8; SUPER], scale: &mut [f32; 16]) {
-    // block_q6_K: 128 bytes of low nibbles, 64 of top bit pairs, 16 int8 scales, d (f16).
-    let (ql, qh, sc) = (&block[0..128], &block[128..192], &block[192..208]);
-    let d = f16::from_le_bytes([block[208], block[209]]).to_f32();
-    for n in 0..2 {
-        let (ql, qh) = (&ql[64 * n..], &qh[32 * n..]);
-        let q = &mut q[128 * n..];
-        for l in 0..32 {
-            q[l] = (ql[l] & 0xF) | ((qh[l] & 3) << 4);
-            q[l + 32] = (ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4);
-            q[l + 64] = (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4);
-            q[l + 96] = (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4);
-        }
-    }
-    for (s, &c) in scale.iter_mut().zip(sc) {
-        *s = d * f32::from(c as i8);
-    }
-}
-
 impl KRows {
-    /// Repack `w` if it is a Q4_K or Q6_K matrix.
-    pub(crate) fn from_qtensor(w: &QTensor) -> Result<Option<Self>> {
-        let (kind, block_bytes) = match w.dtype() {
-            GgmlDType::Q4K => (Kind::Q4K, 144),
-            GgmlDType::Q6K => (Kind::Q6K, 210),
-            _ => return Ok(None),
-        };
-        let (rows, cols) = w.shape().dims2()?;
-        if cols % SUPER != 0 {
-            return Ok(None);
-        }
-        let data = w.data()?;
-        let supers = cols / SUPER;
-        if data.len() != rows * supers * block_bytes {
-            candle_core::bail!("k-quant matrix: {} bytes for {rows}×{cols}", data.len());
-        }
-        let blocks = cols / BLOCK;
-        let groups = rows.div_ceil(LANES);
-        let scales_per_block = if kind == Kind::Q6K { 2 } else { 1 };
-        let mut out = KRows {
-            kind,
-            rows,
-            cols,
-            nibbles: vec![0; groups * blocks * NIBBLE_BYTES],
-            high: if kind == Kind::Q6K {
-                vec![0; groups * blocks * HIGH_BYTES]
-            } else {
-                Vec::new()
-            },
-            scales: vec![f16::ZERO; groups * blocks * LANES * scales_per_block],
-            mins: if kind == Kind::Q4K {
-                vec![f16::ZERO; groups * blocks * LANES]
-            } else {
-                Vec::new()
-            },
-        };
-        let mut q = [0u8; SUPER];
-        let (mut s8, mut m8, mut s16) = ([0f32; 8], [0f32; 8], [0f32; 16]);
-        for r in 0..rows {
-            let (g, lane) = (r / LANES, r % LANES);
-            for sb in 0..supers {
-                let at = (r * supers + sb) * block_bytes;
-                let block = &data[at..at + block_bytes];
-                match kind {
-                    Kind::Q4K => unpack_q4k(block, &mut q, &mut s8, &mut m8),
-                    Kind::Q6K => unpack_q6k(block, &mut q, &mut s16),
-                }
-                for k in 0..SUPER / BLOCK {
-                    let gb = g * blocks + sb * (SUPER / BLOCK) + k;
-                    let v = &q[k * BLOCK..(k + 1) * BLOCK];
-                    let nib = &mut out.nibbles[gb * NIBBLE_BYTES..(gb + 1) * NIBBLE_BYTES];
-                    for t in 0..4 {
-                        for i in 0..4 {
-                            nib[t * 64 + lane * 4 + i] =
-                                (v[4 * t + i] & 0xF) | ((v[16 + 4 * t + i] & 0xF) << 4);
-                        }
-                    }
-                    match kind {
-                        Kind::Q4K => {
-                            out.scales[gb * LANES + lane] = f16::from_f32(s8[k]);
-                            out.mins[gb * LANES + lane] = f16::from_f32(m8[k]);
-                        }
-                        Kind::Q6K => {
-                            let high = &mut out.high[gb * HIGH_BYTES..(gb + 1) * HIGH_BYTES];
-                            for h in 0..2 {
-                                for i in 0..4 {
-                                    let top = |at: usize| v[at] >> 4;
-                                    high[h * 64 + lane * 4 + i] = top(8 * h + i)
-                                        | (top(16 + 8 * h + i) << 2)
-                                        | (top(8 * h + 4 + i) << 4)
-                                        | (top(16 + 8 * h + 4 + i) << 6);
-                                }
-                            }
-                            let s = &mut out.scales[gb * 2 * LANES..(gb + 1) * 2 * LANES];
-                            s[lane] = f16::from_f32(s16[2 * k]);
-                            s[LANES + lane] = f16::from_f32(s16[2 * k + 1]);
-                        }
-                    }
-                }
-            }
-        }
-        Ok(Some(out))
-    }
-
     /// `x · wᵀ` for every row of `x` (`[.., cols]`), split over the barrier
     /// pool's threads by groups of rows. The caller checks [`available`].
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -251,9 +121,9 @@ impl KRows {
         let n = xs.len() / self.cols;
         let acts = Acts::quantize(&xs, self.cols);
         let groups = self.rows.div_ceil(LANES);
-        let parts = crate::ops::pool_threads().min(groups).max(1);
+        let parts = crate::pool::pool_threads().min(groups).max(1);
         let per = groups.div_ceil(parts);
-        let pieces = crate::ops::on_each_pool_thread(|tid| {
+        let pieces = crate::pool::on_each_pool_thread(|tid| {
             let range = (tid * per).min(groups)..((tid + 1) * per).min(groups);
             let mut out = vec![0f32; n * range.len() * LANES];
             self.groups(range.clone(), &acts, &mut out);
@@ -327,8 +197,9 @@ impl KRows {
         assert!(r0 + tile <= acts.n && tile <= 8);
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `forward` checked that the CPU has AVX-512 F, BW and VNNI;
-        // `groups` checked the weights' lengths for every group up to `g`,
-        // and `Acts` holds `n` whole rows of `cols` values.
+        // `groups` asserted the weights' lengths for every group up to `g`
+        // (g < range.end ≤ groups) and that `acts` has `cols` columns, and
+        // rows r0..r0 + tile exist (asserted above): what the kernels read.
         unsafe {
             match (self.kind, tile) {
                 (Kind::Q4K, 8) => self.q4k::<8>(g, acts, r0, sums),
@@ -344,136 +215,6 @@ impl KRows {
         {
             let _ = (tile, g, acts, r0, sums);
             unreachable!("KRows is only used where available() is true");
-        }
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn q4k<const T: usize>(
-        &self,
-        g: usize,
-        acts: &Acts,
-        r0: usize,
-        sums: &mut [[f32; LANES]; 8],
-    ) {
-        use std::arch::x86_64::*;
-        let blocks = self.cols / BLOCK;
-        let low4 = _mm512_set1_epi8(0x0F);
-        let mut acc = [_mm512_setzero_ps(); T];
-        for b in 0..blocks {
-            let gb = g * blocks + b;
-            // SAFETY (all loads): gb < groups · blocks, whose lengths
-            // `groups` asserted; activation rows r0..r0 + T exist.
-            let w = unsafe { self.nibbles.as_ptr().add(gb * NIBBLE_BYTES) };
-            let mut dot = [_mm512_setzero_si512(); T];
-            for t in 0..4 {
-                let line = unsafe { _mm512_loadu_si512(w.add(t * 64) as *const _) };
-                let lo = _mm512_and_si512(line, low4);
-                let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(line), low4);
-                for (k, dot) in dot.iter_mut().enumerate() {
-                    let x = unsafe { acts.q.as_ptr().add((r0 + k) * self.cols + b * BLOCK) };
-                    let xa = unsafe { (x.add(4 * t) as *const i32).read_unaligned() };
-                    let xb = unsafe { (x.add(16 + 4 * t) as *const i32).read_unaligned() };
-                    *dot = _mm512_dpbusd_epi32(*dot, lo, _mm512_set1_epi32(xa));
-                    *dot = _mm512_dpbusd_epi32(*dot, hi, _mm512_set1_epi32(xb));
-                }
-            }
-            let scale = unsafe {
-                _mm512_cvtph_ps(_mm256_loadu_si256(
-                    self.scales.as_ptr().add(gb * LANES) as *const _
-                ))
-            };
-            let min = unsafe {
-                _mm512_cvtph_ps(_mm256_loadu_si256(
-                    self.mins.as_ptr().add(gb * LANES) as *const _
-                ))
-            };
-            for (k, (acc, dot)) in acc.iter_mut().zip(dot).enumerate() {
-                let at = (r0 + k) * blocks + b;
-                let d = _mm512_set1_ps(acts.d[at]);
-                let sum = acts.half[2 * at] + acts.half[2 * at + 1];
-                let total = _mm512_set1_ps(sum as f32);
-                // acc += d · (scale · dot − min · Σx)
-                let v = _mm512_fmsub_ps(scale, _mm512_cvtepi32_ps(dot), _mm512_mul_ps(min, total));
-                *acc = _mm512_fmadd_ps(d, v, *acc);
-            }
-        }
-        for (s, acc) in sums.iter_mut().zip(acc) {
-            // SAFETY: s holds 16 floats.
-            unsafe { _mm512_storeu_ps(s.as_mut_ptr(), acc) };
-        }
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn q6k<const T: usize>(
-        &self,
-        g: usize,
-        acts: &Acts,
-        r0: usize,
-        sums: &mut [[f32; LANES]; 8],
-    ) {
-        use std::arch::x86_64::*;
-        let blocks = self.cols / BLOCK;
-        let low4 = _mm512_set1_epi8(0x0F);
-        let top2 = _mm512_set1_epi8(0x30);
-        let mut acc = [_mm512_setzero_ps(); T];
-        for b in 0..blocks {
-            let gb = g * blocks + b;
-            // SAFETY (all loads): as in `q4k`.
-            let w = unsafe { self.nibbles.as_ptr().add(gb * NIBBLE_BYTES) };
-            let wh = unsafe { self.high.as_ptr().add(gb * HIGH_BYTES) };
-            // Values 0..16 of the block (low nibbles) and 16..32 (high).
-            let mut dot_a = [_mm512_setzero_si512(); T];
-            let mut dot_b = [_mm512_setzero_si512(); T];
-            for h in 0..2 {
-                let top = unsafe { _mm512_loadu_si512(wh.add(h * 64) as *const _) };
-                for u in 0..2 {
-                    let t = 2 * h + u;
-                    let line = unsafe { _mm512_loadu_si512(w.add(t * 64) as *const _) };
-                    // The top bits of line t sit at bit 4u (values 4t..) and
-                    // 4u + 2 (values 16 + 4t..); moved to bits 4 and 5.
-                    let (top_a, top_b) = if u == 0 {
-                        (_mm512_slli_epi16::<4>(top), _mm512_slli_epi16::<2>(top))
-                    } else {
-                        (top, _mm512_srli_epi16::<2>(top))
-                    };
-                    let qa = _mm512_or_si512(
-                        _mm512_and_si512(line, low4),
-                        _mm512_and_si512(top_a, top2),
-                    );
-                    let qb = _mm512_or_si512(
-                        _mm512_and_si512(_mm512_srli_epi16::<4>(line), low4),
-                        _mm512_and_si512(top_b, top2),
-                    );
-                    for k in 0..T {
-                        let x = unsafe { acts.q.as_ptr().add((r0 + k) * self.cols + b * BLOCK) };
-                        let xa = unsafe { (x.add(4 * t) as *const i32).read_unaligned() };
-                        let xb = unsafe { (x.add(16 + 4 * t) as *const i32).read_unaligned() };
-                        dot_a[k] = _mm512_dpbusd_epi32(dot_a[k], qa, _mm512_set1_epi32(xa));
-                        dot_b[k] = _mm512_dpbusd_epi32(dot_b[k], qb, _mm512_set1_epi32(xb));
-                    }
-                }
-            }
-            let s = unsafe { self.scales.as_ptr().add(gb * 2 * LANES) };
-            let scale_a = unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(s as *const _)) };
-            let scale_b = unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(s.add(LANES) as *const _)) };
-            for k in 0..T {
-                let at = (r0 + k) * blocks + b;
-                // Σ (q − 32)·x = Σ q·x − 32·Σ x, per half block.
-                let a = _mm512_sub_epi32(dot_a[k], _mm512_set1_epi32(32 * acts.half[2 * at]));
-                let c = _mm512_sub_epi32(dot_b[k], _mm512_set1_epi32(32 * acts.half[2 * at + 1]));
-                let v = _mm512_fmadd_ps(
-                    scale_a,
-                    _mm512_cvtepi32_ps(a),
-                    _mm512_mul_ps(scale_b, _mm512_cvtepi32_ps(c)),
-                );
-                acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(acts.d[at]), v, acc[k]);
-            }
-        }
-        for (s, acc) in sums.iter_mut().zip(acc) {
-            // SAFETY: s holds 16 floats.
-            unsafe { _mm512_storeu_ps(s.as_mut_ptr(), acc) };
         }
     }
 }
@@ -502,7 +243,7 @@ impl Acts {
             .zip(q.chunks_exact_mut(BLOCK))
             .enumerate()
         {
-            d[i] = crate::q8::quantize_block(xb, qb);
+            d[i] = super::q8::quantize_block(xb, qb);
             let sum = |s: &[i8]| s.iter().map(|&v| i32::from(v)).sum::<i32>();
             half[2 * i] = sum(&qb[..BLOCK / 2]);
             half[2 * i + 1] = sum(&qb[BLOCK / 2..]);
