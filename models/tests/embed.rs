@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 
 use assist_models::embed::{EmbedHandle, EmbedKind, Embedder, cosine};
 use assist_models::worker::WorkerConfig;
+use assist_testkit::{Kind, skip};
 
 fn model_root() -> PathBuf {
     if let Some(dir) = std::env::var_os("ASSIST_MODEL_DIR") {
@@ -27,9 +28,12 @@ fn e5_dir() -> Option<PathBuf> {
         && dir.join("e5-small-q4.bin").is_file()
         && dir.join("tokenizer.json").is_file();
     if !ready {
-        println!(
-            "skipped: multilingual-e5-small is not ready in {} (run `assist models fetch --only embedder`)",
-            dir.display()
+        skip(
+            Kind::Model,
+            format!(
+                "multilingual-e5-small is not ready in {} (run `assist models fetch --only embedder`)",
+                dir.display()
+            ),
         );
     }
     ready.then_some(dir)
@@ -238,12 +242,15 @@ int main(int argc, char **argv) {
 fn build_reference(dir: &Path, tmp: &Path) -> Option<PathBuf> {
     let cc = std::env::var("CC").unwrap_or_else(|_| "gcc".into());
     if Command::new(&cc).arg("--version").output().is_err() {
-        println!("skipped: no C compiler `{cc}` to build the reference reader");
+        skip(
+            Kind::Tool,
+            format!("no C compiler `{cc}` to build the reference reader"),
+        );
         return None;
     }
     for f in ["e5.c", "e5.h"] {
         if !dir.join(f).is_file() {
-            println!("skipped: {f} is not in {}", dir.display());
+            skip(Kind::Model, format!("{f} is not in {}", dir.display()));
             return None;
         }
         std::fs::copy(dir.join(f), tmp.join(f)).unwrap();
@@ -323,7 +330,10 @@ fn minilm_dir() -> Option<PathBuf> {
         .unwrap_or_else(|| model_root().join("all-minilm-l6-v2"));
     let ok = dir.join("config.json").is_file() && dir.join("model.safetensors").is_file();
     if !ok {
-        println!("skipped: all-MiniLM-L6-v2 is not in {}", dir.display());
+        skip(
+            Kind::OptionalModel,
+            format!("all-MiniLM-L6-v2 is not in {}", dir.display()),
+        );
     }
     ok.then_some(dir)
 }

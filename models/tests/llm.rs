@@ -13,6 +13,7 @@ use assist_models::llm::{
     FinishReason, GenerateOptions, Generation, Llm, LlmHandle, Message, QWEN_DEFAULT_SYSTEM,
 };
 use assist_models::worker::WorkerConfig;
+use assist_testkit::{Kind, skip};
 
 fn model_root() -> PathBuf {
     if let Some(dir) = std::env::var_os("ASSIST_MODEL_DIR") {
@@ -27,9 +28,12 @@ fn small_dir() -> Option<PathBuf> {
     let dir = model_root().join("qwen2.5-coder-0.5b-instruct");
     let ready = dir.join("ready.json").is_file() && dir.join("model.gguf").is_file();
     if !ready {
-        println!(
-            "skipped: qwen2.5-coder-0.5b-instruct is not ready in {} (run `assist models fetch --only llm-small`)",
-            dir.display()
+        skip(
+            Kind::Model,
+            format!(
+                "qwen2.5-coder-0.5b-instruct is not ready in {} (run `assist models fetch --only llm-small`)",
+                dir.display()
+            ),
         );
     }
     ready.then_some(dir)
