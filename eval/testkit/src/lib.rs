@@ -415,7 +415,7 @@ mod tests {
         std::fs::create_dir_all(root.join("whisper-base")).unwrap();
         std::fs::create_dir_all(root.join("packages")).unwrap();
         std::fs::write(root.join("ready.json"), "{}").unwrap();
-        assert_eq!(filled_cache(&[root.clone()]), None);
+        assert_eq!(filled_cache(std::slice::from_ref(&root)), None);
 
         for id in ["whisper-tiny-en", "multilingual-e5-small"] {
             std::fs::create_dir_all(root.join(id)).unwrap();
