@@ -39,15 +39,14 @@ fn e5_dir() -> Option<PathBuf> {
     ready.then_some(dir)
 }
 
-/// One loaded embedder shared by the tests of this binary (loading takes a second).
+/// One loaded embedder shared by the tests of this binary (loading takes a
+/// second). Every caller looks for the model, so each test that cannot run
+/// reports its own skip.
 fn embedder() -> Option<std::sync::MutexGuard<'static, Embedder>> {
-    static MODEL: OnceLock<Option<std::sync::Mutex<Embedder>>> = OnceLock::new();
-    MODEL
-        .get_or_init(|| {
-            e5_dir().map(|dir| std::sync::Mutex::new(Embedder::load(&dir).expect("load e5")))
-        })
-        .as_ref()
-        .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()))
+    static MODEL: OnceLock<std::sync::Mutex<Embedder>> = OnceLock::new();
+    let dir = e5_dir()?;
+    let model = MODEL.get_or_init(|| std::sync::Mutex::new(Embedder::load(&dir).expect("load e5")));
+    Some(model.lock().unwrap_or_else(|p| p.into_inner()))
 }
 
 fn embed1(m: &mut Embedder, text: &str, kind: EmbedKind) -> Vec<f32> {

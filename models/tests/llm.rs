@@ -39,13 +39,14 @@ fn small_dir() -> Option<PathBuf> {
     ready.then_some(dir)
 }
 
-/// One loaded model shared by the tests of this binary (loading takes seconds).
+/// One loaded model shared by the tests of this binary (loading takes
+/// seconds). Every caller looks for the model, so each test that cannot run
+/// reports its own skip.
 fn llm() -> Option<MutexGuard<'static, Llm>> {
-    static MODEL: OnceLock<Option<Mutex<Llm>>> = OnceLock::new();
-    MODEL
-        .get_or_init(|| small_dir().map(|dir| Mutex::new(Llm::load(&dir).expect("load llm"))))
-        .as_ref()
-        .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()))
+    static MODEL: OnceLock<Mutex<Llm>> = OnceLock::new();
+    let dir = small_dir()?;
+    let model = MODEL.get_or_init(|| Mutex::new(Llm::load(&dir).expect("load llm")));
+    Some(model.lock().unwrap_or_else(|p| p.into_inner()))
 }
 
 fn ask(llm: &mut Llm, question: &str, max_tokens: usize) -> Generation {
