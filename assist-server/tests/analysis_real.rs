@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use assist_analysis::llm::{Transcript, Turn, analyse};
 use assist_models::llm::LlmHandle;
 use assist_models::worker::WorkerConfig;
+use assist_testkit::{Kind, skip};
 
 fn small_dir() -> Option<PathBuf> {
     let root = match std::env::var_os("ASSIST_MODEL_DIR") {
@@ -23,9 +24,12 @@ fn small_dir() -> Option<PathBuf> {
     let dir = root.join("qwen2.5-coder-0.5b-instruct");
     let ready = dir.join("ready.json").is_file() && dir.join("model.gguf").is_file();
     if !ready {
-        println!(
-            "skipped: qwen2.5-coder-0.5b-instruct is not ready in {} (run `assist models fetch --only llm-small`)",
-            dir.display()
+        skip(
+            Kind::Model,
+            format!(
+                "qwen2.5-coder-0.5b-instruct is not ready in {} (run `assist models fetch --only llm-small`)",
+                dir.display()
+            ),
         );
     }
     ready.then_some(dir)

@@ -10,6 +10,7 @@ use std::time::Duration;
 use assist_server::db::testing;
 use assist_server::jobs::JobRunner;
 use assist_server::speech::SpeechService;
+use assist_testkit::{Kind, skip};
 use axum::body::Body;
 use axum::http::Request;
 use common::setup_with;
@@ -26,9 +27,12 @@ async fn a_stereo_sample_call_is_transcribed_by_whisper_base() {
         assist_models::store::ModelStore::new(&root, assist_models::store::StoreOptions::default())
             .unwrap();
     let Ok(dir) = store.ready_path("asr") else {
-        println!(
-            "skipped: asr is not ready in {} (assist models fetch --only asr)",
-            root.display()
+        skip(
+            Kind::Model,
+            format!(
+                "asr is not ready in {} (assist models fetch --only asr)",
+                root.display()
+            ),
         );
         return;
     };

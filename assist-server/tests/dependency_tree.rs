@@ -1,8 +1,9 @@
 //! Boundaries the compiler cannot see, checked with `cargo tree`: the server
 //! library does not depend on the phone SDK (only the `assist` binary's demo
-//! drives a phone), and the risk and analysis engines need neither the
-//! server, a database driver nor an HTTP framework. Dev-dependencies do not
-//! count: `-e normal`.
+//! drives a phone); the risk and analysis engines need neither the server, a
+//! database driver nor an HTTP framework; and the risk engine not even candle
+//! (it takes the embedder's trait from `assist-model-api`). Dev-dependencies
+//! do not count: `-e normal`.
 
 use std::process::Command;
 
@@ -58,4 +59,7 @@ fn risk_and_analysis_are_pure_engines() {
     ];
     assert_absent("assist-risk", &server_side);
     assert_absent("assist-analysis", &server_side);
+    // The risk engine needs the embedder's trait only, not candle: the phone
+    // guard and eval can use it without the model code.
+    assert_absent("assist-risk", &["candle-core", "tokenizers", "assist-models"]);
 }

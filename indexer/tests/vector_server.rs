@@ -6,13 +6,17 @@ mod vector_shared;
 use assist_indexer::vector::{
     Error, QdrantServerIndex, ServerOptions, VectorBackend, VectorIndex, open_vector_index,
 };
+use assist_testkit::{Kind, skip};
 use vector_shared as shared;
 
 fn server_url() -> Option<String> {
     match std::env::var("ASSIST_TEST_QDRANT_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
-            println!("skipped: set ASSIST_TEST_QDRANT_URL to a Qdrant gRPC url to run this test");
+            skip(
+                Kind::Qdrant,
+                "set ASSIST_TEST_QDRANT_URL to a Qdrant gRPC url to run this test",
+            );
             None
         }
     }

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use assist_models::embed::{Compute, EmbedKind, Embedder};
+use assist_testkit::{Kind, skip};
 
 fn e5_dir() -> Option<PathBuf> {
     let root = std::env::var_os("ASSIST_MODEL_DIR")
@@ -92,8 +93,9 @@ struct Variant {
 
 fn main() {
     let Some(dir) = e5_dir() else {
-        println!(
-            "skipped: multilingual-e5-small is not ready (run `assist models fetch --only embedder`)"
+        skip(
+            Kind::Model,
+            "multilingual-e5-small is not ready (run `assist models fetch --only embedder`)",
         );
         return;
     };

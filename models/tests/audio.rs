@@ -7,6 +7,7 @@ use std::process::Command;
 
 use assist_models::Error;
 use assist_models::audio::{DecodeOptions, Decoded, decode_bytes, decode_file, resample};
+use assist_testkit::{Kind, skip};
 
 fn have(tool: &str) -> bool {
     let ok = Command::new(tool)
@@ -18,7 +19,10 @@ fn have(tool: &str) -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        println!("skipped: {tool} is not installed (scripts/install-deps)");
+        skip(
+            Kind::Tool,
+            format!("{tool} is not installed (scripts/install-deps)"),
+        );
     }
     ok
 }

@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 
 use assist_models::embed::{EmbedHandle, EmbedKind, Embedder, cosine};
 use assist_models::worker::WorkerConfig;
+use assist_testkit::{Kind, skip};
 
 fn model_root() -> PathBuf {
     if let Some(dir) = std::env::var_os("ASSIST_MODEL_DIR") {
@@ -27,23 +28,25 @@ fn e5_dir() -> Option<PathBuf> {
         && dir.join("e5-small-q4.bin").is_file()
         && dir.join("tokenizer.json").is_file();
     if !ready {
-        println!(
-            "skipped: multilingual-e5-small is not ready in {} (run `assist models fetch --only embedder`)",
-            dir.display()
+        skip(
+            Kind::Model,
+            format!(
+                "multilingual-e5-small is not ready in {} (run `assist models fetch --only embedder`)",
+                dir.display()
+            ),
         );
     }
     ready.then_some(dir)
 }
 
-/// One loaded embedder shared by the tests of this binary (loading takes a second).
+/// One loaded embedder shared by the tests of this binary (loading takes a
+/// second). Every caller looks for the model, so each test that cannot run
+/// reports its own skip.
 fn embedder() -> Option<std::sync::MutexGuard<'static, Embedder>> {
-    static MODEL: OnceLock<Option<std::sync::Mutex<Embedder>>> = OnceLock::new();
-    MODEL
-        .get_or_init(|| {
-            e5_dir().map(|dir| std::sync::Mutex::new(Embedder::load(&dir).expect("load e5")))
-        })
-        .as_ref()
-        .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()))
+    static MODEL: OnceLock<std::sync::Mutex<Embedder>> = OnceLock::new();
+    let dir = e5_dir()?;
+    let model = MODEL.get_or_init(|| std::sync::Mutex::new(Embedder::load(&dir).expect("load e5")));
+    Some(model.lock().unwrap_or_else(|p| p.into_inner()))
 }
 
 fn embed1(m: &mut Embedder, text: &str, kind: EmbedKind) -> Vec<f32> {
@@ -238,12 +241,15 @@ int main(int argc, char **argv) {
 fn build_reference(dir: &Path, tmp: &Path) -> Option<PathBuf> {
     let cc = std::env::var("CC").unwrap_or_else(|_| "gcc".into());
     if Command::new(&cc).arg("--version").output().is_err() {
-        println!("skipped: no C compiler `{cc}` to build the reference reader");
+        skip(
+            Kind::Tool,
+            format!("no C compiler `{cc}` to build the reference reader"),
+        );
         return None;
     }
     for f in ["e5.c", "e5.h"] {
         if !dir.join(f).is_file() {
-            println!("skipped: {f} is not in {}", dir.display());
+            skip(Kind::Model, format!("{f} is not in {}", dir.display()));
             return None;
         }
         std::fs::copy(dir.join(f), tmp.join(f)).unwrap();
@@ -323,7 +329,10 @@ fn minilm_dir() -> Option<PathBuf> {
         .unwrap_or_else(|| model_root().join("all-minilm-l6-v2"));
     let ok = dir.join("config.json").is_file() && dir.join("model.safetensors").is_file();
     if !ok {
-        println!("skipped: all-MiniLM-L6-v2 is not in {}", dir.display());
+        skip(
+            Kind::OptionalModel,
+            format!("all-MiniLM-L6-v2 is not in {}", dir.display()),
+        );
     }
     ok.then_some(dir)
 }

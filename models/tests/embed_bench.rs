@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use assist_models::embed::{Compute, EmbedKind, Embedder};
+use assist_testkit::{Kind, skip};
 
 fn e5_dir() -> Option<PathBuf> {
     let root = std::env::var_os("ASSIST_MODEL_DIR")
@@ -23,9 +24,9 @@ fn e5_dir() -> Option<PathBuf> {
     if dir.join("ready.json").is_file() {
         Some(dir)
     } else {
-        println!(
-            "skipped: multilingual-e5-small is not ready in {}",
-            dir.display()
+        skip(
+            Kind::Model,
+            format!("multilingual-e5-small is not ready in {}", dir.display()),
         );
         None
     }

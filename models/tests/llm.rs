@@ -13,6 +13,7 @@ use assist_models::llm::{
     FinishReason, GenerateOptions, Generation, Llm, LlmHandle, Message, QWEN_DEFAULT_SYSTEM,
 };
 use assist_models::worker::WorkerConfig;
+use assist_testkit::{Kind, skip};
 
 fn model_root() -> PathBuf {
     if let Some(dir) = std::env::var_os("ASSIST_MODEL_DIR") {
@@ -27,21 +28,25 @@ fn small_dir() -> Option<PathBuf> {
     let dir = model_root().join("qwen2.5-coder-0.5b-instruct");
     let ready = dir.join("ready.json").is_file() && dir.join("model.gguf").is_file();
     if !ready {
-        println!(
-            "skipped: qwen2.5-coder-0.5b-instruct is not ready in {} (run `assist models fetch --only llm-small`)",
-            dir.display()
+        skip(
+            Kind::Model,
+            format!(
+                "qwen2.5-coder-0.5b-instruct is not ready in {} (run `assist models fetch --only llm-small`)",
+                dir.display()
+            ),
         );
     }
     ready.then_some(dir)
 }
 
-/// One loaded model shared by the tests of this binary (loading takes seconds).
+/// One loaded model shared by the tests of this binary (loading takes
+/// seconds). Every caller looks for the model, so each test that cannot run
+/// reports its own skip.
 fn llm() -> Option<MutexGuard<'static, Llm>> {
-    static MODEL: OnceLock<Option<Mutex<Llm>>> = OnceLock::new();
-    MODEL
-        .get_or_init(|| small_dir().map(|dir| Mutex::new(Llm::load(&dir).expect("load llm"))))
-        .as_ref()
-        .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()))
+    static MODEL: OnceLock<Mutex<Llm>> = OnceLock::new();
+    let dir = small_dir()?;
+    let model = MODEL.get_or_init(|| Mutex::new(Llm::load(&dir).expect("load llm")));
+    Some(model.lock().unwrap_or_else(|p| p.into_inner()))
 }
 
 fn ask(llm: &mut Llm, question: &str, max_tokens: usize) -> Generation {

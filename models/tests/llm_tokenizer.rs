@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use assist_models::llm::{LlmTokenizer, Message};
+use assist_testkit::{Kind, skip};
 
 fn model_root() -> PathBuf {
     if let Some(dir) = std::env::var_os("ASSIST_MODEL_DIR") {
@@ -19,9 +20,12 @@ fn tokenizer() -> Option<LlmTokenizer> {
     let dir = model_root().join("qwen2.5-coder-0.5b-instruct");
     let gguf = dir.join("model.gguf");
     if !(dir.join("ready.json").is_file() && gguf.is_file()) {
-        println!(
-            "skipped: qwen2.5-coder-0.5b-instruct is not ready in {} (run `assist models fetch --only llm-small`)",
-            dir.display()
+        skip(
+            Kind::Model,
+            format!(
+                "qwen2.5-coder-0.5b-instruct is not ready in {} (run `assist models fetch --only llm-small`)",
+                dir.display()
+            ),
         );
         return None;
     }

@@ -17,6 +17,7 @@ use assist_models::speech::mel::{hz_to_mel, mel_filters, mel_to_hz};
 use assist_models::speech::{
     LoadOptions, Precision, Transcribe, TranscribeOptions, Transcriber, convert_ct2,
 };
+use assist_testkit::{Kind, skip};
 
 // ---------------------------------------------------------------- helpers
 
@@ -346,9 +347,12 @@ fn ready_model(id: &str) -> Option<PathBuf> {
     if dir.join("ready.json").is_file() {
         Some(dir)
     } else {
-        println!(
-            "skipped: model {id} is not ready in {} (assist models fetch)",
-            model_root().display()
+        skip(
+            Kind::Model,
+            format!(
+                "model {id} is not ready in {} (assist models fetch)",
+                model_root().display()
+            ),
         );
         None
     }
@@ -360,7 +364,10 @@ fn have(tool: &str) -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        println!("skipped: {tool} is not installed (scripts/install-deps)");
+        skip(
+            Kind::Tool,
+            format!("{tool} is not installed (scripts/install-deps)"),
+        );
     }
     ok
 }

@@ -18,6 +18,7 @@ use assist_models::store::{
     FetchAction, FileSpec, Layout, Manifest, ModelSpec, ModelState, ModelStore, PackageSpec,
     PartSpec, ProgressMode, Source, StoreOptions, detect_layout,
 };
+use assist_testkit::{Kind, skip};
 use sha2::{Digest, Sha256};
 use zip::write::SimpleFileOptions;
 
@@ -1027,13 +1028,19 @@ fn builtin_store_lists_every_manifest_model_as_missing() {
 #[test]
 fn real_packages_assemble_whisper_base() {
     let Some(src) = std::env::var_os("ASSIST_REAL_MODEL_PACKAGES").map(PathBuf::from) else {
-        println!("skipped: set ASSIST_REAL_MODEL_PACKAGES to a directory with the real wheels");
+        skip(
+            Kind::Env,
+            "set ASSIST_REAL_MODEL_PACKAGES to a directory with the real wheels",
+        );
         return;
     };
     if !src.is_dir() {
-        println!(
-            "skipped: ASSIST_REAL_MODEL_PACKAGES={} is not a directory",
-            src.display()
+        skip(
+            Kind::Env,
+            format!(
+                "ASSIST_REAL_MODEL_PACKAGES={} is not a directory",
+                src.display()
+            ),
         );
         return;
     }
@@ -1050,10 +1057,9 @@ fn real_packages_assemble_whisper_base() {
             .map(|e| e.path())
             .find(|p| pkg.matches_wheel(&p.file_name().unwrap().to_string_lossy()));
         let Some(wheel) = wheel else {
-            println!(
-                "skipped: no wheel for {} in {}",
-                pkg.requirement(),
-                src.display()
+            skip(
+                Kind::Model,
+                format!("no wheel for {} in {}", pkg.requirement(), src.display()),
             );
             return;
         };

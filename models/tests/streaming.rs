@@ -15,6 +15,7 @@ use assist_models::speech::{
     LoadOptions, StreamUpdate, StreamingOptions, StreamingTranscriber, TranscribeOptions,
     Transcriber,
 };
+use assist_testkit::{Kind, skip};
 
 fn model_root() -> PathBuf {
     std::env::var_os("ASSIST_MODEL_DIR")
@@ -27,9 +28,12 @@ fn model_root() -> PathBuf {
 fn setup() -> Option<Transcriber> {
     let dir = model_root().join("whisper-tiny-en");
     if !dir.join("ready.json").is_file() {
-        println!(
-            "skipped: model whisper-tiny-en is not ready in {} (assist models fetch)",
-            model_root().display()
+        skip(
+            Kind::Model,
+            format!(
+                "model whisper-tiny-en is not ready in {} (assist models fetch)",
+                model_root().display()
+            ),
         );
         return None;
     }
@@ -38,7 +42,10 @@ fn setup() -> Option<Transcriber> {
         .output()
         .is_ok_and(|o| o.status.success());
     if !espeak {
-        println!("skipped: espeak-ng is not installed (scripts/install-deps)");
+        skip(
+            Kind::Tool,
+            "espeak-ng is not installed (scripts/install-deps)",
+        );
         return None;
     }
     // The first load converts the CTranslate2 model into a staging folder

@@ -81,10 +81,13 @@ async fn a_thousand_queued_items_are_stored_once_despite_cuts_and_server_kills()
         .unwrap_or_else(assist_server::config::default_model_dir);
     let with_recordings = speech_model_ready(&model_dir);
     if !with_recordings {
-        eprintln!(
-            "device_outbox: skipping the recording part: the speech model `asr` is not ready in {} \
-             (assist models fetch --only asr); chats and events are still checked",
-            model_dir.display()
+        assist_testkit::skip(
+            assist_testkit::Kind::Model,
+            format!(
+                "the recording part: the speech model `asr` is not ready in {} \
+                 (assist models fetch --only asr); chats and events are still checked",
+                model_dir.display()
+            ),
         );
     }
 

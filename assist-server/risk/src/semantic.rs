@@ -10,7 +10,7 @@
 //! `query: ` prefix on both sides for symmetric similarity.
 
 use assist_knowledge_base::{Language, RiskCategory};
-use assist_models::embed::{Embed, EmbedKind};
+use assist_model_api::embed::{Embed, EmbedKind};
 
 use super::RiskError;
 
@@ -26,7 +26,7 @@ pub const DEFAULT_SEMANTIC_THRESHOLD: f32 = 0.92;
 ///
 /// Implemented for closures, so callers can wrap whatever owns the model:
 /// `|texts: &[&str]| handle.embed_blocking(texts)`. [`ModelEmbedder`] wraps
-/// an `assist_models::embed::Embed` directly.
+/// an `assist_model_api::embed::Embed` directly.
 pub trait TextEmbedder {
     fn embed_texts(&mut self, texts: &[&str]) -> Result<Vec<Vec<f32>>, String>;
 }

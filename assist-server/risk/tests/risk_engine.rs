@@ -14,6 +14,7 @@ use assist_models::embed::{Embedder, FakeEmbedder};
 use assist_risk::{
     Detector, EngineOptions, ModelEmbedder, RiskEngine, RiskError, Speaker, Suppression,
 };
+use assist_testkit::{Kind, skip};
 
 fn sample_lexicon() -> Vec<(String, LexiconContent)> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../eval/data/risk/lexicon.jsonl");
@@ -186,9 +187,12 @@ fn e5_dir() -> Option<PathBuf> {
     let dir = root.join("multilingual-e5-small");
     let ready = dir.join("ready.json").is_file() && dir.join("tokenizer.json").is_file();
     if !ready {
-        println!(
-            "skipped: multilingual-e5-small is not ready in {} (run `assist models fetch --only embedder`)",
-            dir.display()
+        skip(
+            Kind::Model,
+            format!(
+                "multilingual-e5-small is not ready in {} (run `assist models fetch --only embedder`)",
+                dir.display()
+            ),
         );
     }
     ready.then_some(dir)

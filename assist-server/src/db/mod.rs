@@ -227,11 +227,14 @@ pub mod testing {
         }
     }
 
-    /// A fresh PostgreSQL schema, or `None` (with a "skipped" line) when
-    /// [`PG_ENV`] is unset.
-    pub async fn postgres(test: &str) -> Option<TestDb> {
+    /// A fresh PostgreSQL schema, or `None` (a skip reported with
+    /// `assist_testkit::skip`, which names the test) when [`PG_ENV`] is unset.
+    pub async fn postgres(_test: &str) -> Option<TestDb> {
         let Ok(base) = std::env::var(PG_ENV) else {
-            eprintln!("skipped: {test} on PostgreSQL ({PG_ENV} is not set)");
+            assist_testkit::skip(
+                assist_testkit::Kind::Postgres,
+                format!("the PostgreSQL backend: {PG_ENV} is not set"),
+            );
             return None;
         };
         let schema = format!("t_{}", uuid::Uuid::new_v4().simple());

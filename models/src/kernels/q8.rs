@@ -412,7 +412,10 @@ mod tests {
             .filter(|&k| runs(k))
             .collect();
         if kernels.is_empty() {
-            println!("skipped: neither AVX-512 VNNI nor AVX2 on this CPU");
+            assist_testkit::skip(
+                assist_testkit::Kind::Cpu,
+                "neither AVX-512 VNNI nor AVX2 on this CPU",
+            );
             return;
         }
         let device = Device::Cpu;

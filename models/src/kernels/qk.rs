@@ -346,7 +346,7 @@ mod tests {
     #[test]
     fn matches_the_dense_product_for_one_row_and_many() {
         if !available() {
-            println!("skipped: no AVX-512 VNNI on this CPU");
+            assist_testkit::skip(assist_testkit::Kind::Cpu, "no AVX-512 VNNI on this CPU");
             return;
         }
         let device = Device::Cpu;

@@ -401,7 +401,10 @@ mod tests {
                 );
             }
             if !super::avx2_f16c() {
-                println!("skipped the AVX2 kernel: no AVX2/F16C on this CPU");
+                assist_testkit::skip(
+                    assist_testkit::Kind::Cpu,
+                    "the AVX2 kernel: no AVX2/F16C on this CPU",
+                );
                 continue;
             }
             let mut got = vec![0f32; d];
@@ -425,7 +428,7 @@ mod tests {
     #[test]
     fn avx2_log_sum_exp_matches_the_portable_one() {
         if !super::avx2() {
-            println!("skipped: no AVX2 on this CPU");
+            assist_testkit::skip(assist_testkit::Kind::Cpu, "no AVX2 on this CPU");
             return;
         }
         for n in [0, 1, 7, 8, 13, 1501, 51_865] {
@@ -450,7 +453,7 @@ mod tests {
     #[test]
     fn avx2_softmax_matches_the_portable_one() {
         if !super::avx2() {
-            println!("skipped: no AVX2 on this CPU");
+            assist_testkit::skip(assist_testkit::Kind::Cpu, "no AVX2 on this CPU");
             return;
         }
         // Row lengths with and without a tail; a masked row; large and tiny values.

@@ -436,7 +436,10 @@ mod tests {
         let dir = root.join("qwen2.5-coder-0.5b-instruct");
         let ready = dir.join("ready.json").is_file();
         if !ready {
-            println!("skipped: qwen2.5-coder-0.5b-instruct is not fetched");
+            assist_testkit::skip(
+                assist_testkit::Kind::Model,
+                "qwen2.5-coder-0.5b-instruct is not fetched",
+            );
         }
         ready.then(|| dir.join("model.gguf"))
     }
@@ -469,7 +472,7 @@ mod tests {
     #[test]
     fn matches_candles_qwen2_with_our_kquant_kernels() {
         if !crate::kernels::qk::available() {
-            println!("skipped: no AVX-512 VNNI on this CPU");
+            assist_testkit::skip(assist_testkit::Kind::Cpu, "no AVX-512 VNNI on this CPU");
             return;
         }
         matches_candles_qwen2(true);
