@@ -61,5 +61,8 @@ fn risk_and_analysis_are_pure_engines() {
     assert_absent("assist-analysis", &server_side);
     // The risk engine needs the embedder's trait only, not candle: the phone
     // guard and eval can use it without the model code.
-    assert_absent("assist-risk", &["candle-core", "tokenizers", "assist-models"]);
+    assert_absent(
+        "assist-risk",
+        &["candle-core", "tokenizers", "assist-models"],
+    );
 }

@@ -34,9 +34,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Context;
+use assist_analysis::rules::resolve_due;
 use assist_models::llm::{Llm, LlmHandle};
 use assist_models::worker::WorkerConfig;
-use assist_analysis::rules::resolve_due;
 use assist_risk::{EngineOptions, RiskEngine};
 
 use crate::report::Report;

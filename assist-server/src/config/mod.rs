@@ -279,7 +279,12 @@ mod tests {
         assert!(
             defaults
                 .iter()
-                .any(|(id, v)| id == "model_paths" && v == "asr=/srv/whisper")
+                .any(|(id, v)| id == "model_paths" && *v == ["asr=/srv/whisper"])
+        );
+        assert!(
+            defaults
+                .iter()
+                .any(|(id, v)| id == "speech_vocabulary" && v.is_empty())
         );
         let back: Config = toml::from_str(&text).unwrap();
         let mut expected = config.clone();

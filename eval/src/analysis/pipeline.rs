@@ -6,10 +6,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use assist_models::llm::LlmHandle;
+use assist_analysis::llm::{LlmAnalysis, LlmRun, Transcript, analyse};
 use assist_analysis::merge::{RiskTag, merge_risk_tags, merge_tasks};
 use assist_analysis::rules::extract_tasks;
-use assist_analysis::llm::{LlmAnalysis, LlmRun, Transcript, analyse};
+use assist_models::llm::LlmHandle;
 use assist_risk::{RiskEngine, Speaker};
 
 use super::data::{Item, long_call, zone_of};

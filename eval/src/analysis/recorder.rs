@@ -4,10 +4,10 @@
 
 use std::sync::{Arc, Mutex};
 
+use assist_analysis::llm::{LlmAnalysis, RISK_CATEGORIES, parse_answer};
 use assist_models::llm::{
     FinishReason, Generate, GenerateOptions, Generation, Llm, Message, StreamToken,
 };
-use assist_analysis::llm::{LlmAnalysis, RISK_CATEGORIES, parse_answer};
 use serde_json::Value;
 
 use super::score;
