@@ -557,6 +557,12 @@ pub async fn requeue_deliveries(db: &Db, jobs: &JobQueue, max_attempts: u32) -> 
     Ok(pending.len())
 }
 
+/// A new webhook signing secret (`whsec_` and 64 hex digits).
+pub fn new_webhook_secret() -> String {
+    let bytes: [u8; 32] = rand::random();
+    format!("whsec_{}", hex::encode(bytes))
+}
+
 /// `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`: the
 /// `X-Assist-Signature` header. Receivers recompute it and reject old `t`.
 pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {

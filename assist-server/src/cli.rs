@@ -132,6 +132,17 @@ pub enum AdminCommand {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Replace the key that signs the guard rules phones trust (after a
+    /// suspected leak); phones must then pin the new public key. Prints its key id.
+    RotateGuardKey,
+    /// Give a webhook a new signing secret, printed once (the receiver must
+    /// switch to it; deliveries are signed with the new one from now on).
+    RotateWebhookSecret {
+        #[arg(long)]
+        org: String,
+        /// The webhook id (`whk_…`).
+        webhook: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -163,6 +174,12 @@ pub fn parse_from(args: Vec<OsString>) -> Result<Cli, anyhow::Error> {
         }
     };
     let mut cli = Cli::from_arg_matches(&matches)?;
+    if cli.settings.storage.secret_key_file.is_none() {
+        cli.settings.storage.secret_key_file = Some(crate::secrets::default_key_file(
+            cli.config.as_deref(),
+            &cli.settings.storage.data_dir,
+        ));
+    }
     cli.log_level_explicit = !matches!(
         matches.value_source("log_level"),
         None | Some(clap::parser::ValueSource::DefaultValue)
@@ -172,6 +189,9 @@ pub fn parse_from(args: Vec<OsString>) -> Result<Cli, anyhow::Error> {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    // Everything this process writes (database, recordings, key file) is
+    // for its own user only.
+    crate::private_files::private_umask();
     let cli = match parse_from(std::env::args_os().collect()) {
         Ok(cli) => cli,
         Err(err) => {
@@ -334,9 +354,10 @@ fn print_model_table(list: &[ModelStatus]) {
 
 async fn open_db(config: &Config) -> anyhow::Result<Db> {
     let url = config.storage.effective_database_url();
-    Db::open(&url, 2)
+    let db = Db::open(&url, 2)
         .await
-        .with_context(|| format!("cannot open database {}", crate::config::redact_url(&url)))
+        .with_context(|| format!("cannot open database {}", crate::config::redact_url(&url)))?;
+    Ok(db.with_secret_key(crate::secrets::SecretKey::from_config(&config.storage)?))
 }
 
 async fn admin(config: &Config, cmd: AdminCommand) -> anyhow::Result<()> {
@@ -442,6 +463,20 @@ pub async fn admin_with(db: &Db, cmd: AdminCommand) -> anyhow::Result<()> {
                     "token {} for {} ({}); the secret below is shown only once:",
                     token.id, user.name, user.role
                 );
+            }
+            println!("{secret}");
+        }
+        AdminCommand::RotateGuardKey => {
+            let key = crate::guard::ServerKey::rotate(db, crate::guard::GUARD_KEY_NAME).await?;
+            tracing::warn!(key_id = key.key_id(), "guard signing key rotated");
+            println!("{}", key.key_id());
+        }
+        AdminCommand::RotateWebhookSecret { org, webhook } => {
+            let org = db.find_org(&org).await?;
+            let secret = db.rotate_webhook_secret(&org.id, &webhook).await?;
+            cli_audit(db, &org.id, "webhook.rotate_secret", "webhook", &webhook).await?;
+            if std::io::stderr().is_terminal() {
+                eprintln!("new signing secret of {webhook}; shown only once:");
             }
             println!("{secret}");
         }

@@ -26,8 +26,7 @@ pub struct DataDirLock {
 
 impl DataDirLock {
     pub fn acquire(data_dir: &Path) -> anyhow::Result<DataDirLock> {
-        std::fs::create_dir_all(data_dir)
-            .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+        crate::private_files::secure_data_dir(data_dir)?;
         let path = data_dir.join("assist.lock");
         let mut file = std::fs::OpenOptions::new()
             .create(true)

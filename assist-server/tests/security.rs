@@ -129,3 +129,184 @@ async fn nobody_who_wrote_a_version_under_review_approves_it() {
         assert_eq!(r.json["status"], "approved", "{}", r.text);
     }
 }
+
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Finding 3, files: the data directory is 0700, the database and its WAL
+/// 0600; a directory open to others is refused at start, and files an
+/// earlier version left readable are tightened.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_directory_is_private_to_the_service() {
+    use assist_server::serve::DataDirLock;
+    use std::os::unix::fs::PermissionsExt;
+
+    let root = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data = root.path().join("data");
+    let lock = DataDirLock::acquire(&data).unwrap();
+    assert_eq!(mode(&data), 0o700);
+    let db =
+        assist_server::db::Db::open(&format!("sqlite://{}", data.join("assist.db").display()), 2)
+            .await
+            .unwrap();
+    db.create_org("Acme").await.unwrap();
+    for f in ["assist.db", "assist.db-wal", "assist.lock"] {
+        assert_eq!(mode(&data.join(f)), 0o600, "{f}");
+    }
+    db.close().await;
+    drop(lock);
+
+    // Looser than 0700: refused, saying what to run.
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let err = DataDirLock::acquire(&data).unwrap_err().to_string();
+    assert!(err.contains("chmod 700"), "{err}");
+
+    // Files an earlier version wrote 0644 are tightened at start.
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let audio = data.join("audio").join("org1");
+    std::fs::create_dir_all(&audio).unwrap();
+    std::fs::set_permissions(data.join("audio"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(audio.join("call.wav"), b"RIFF").unwrap();
+    std::fs::set_permissions(
+        audio.join("call.wav"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        data.join("assist.db"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let _lock = DataDirLock::acquire(&data).unwrap();
+    assert_eq!(mode(&audio.join("call.wav")), 0o600);
+    assert_eq!(mode(&data.join("assist.db")), 0o600);
+    assert_eq!(mode(&data.join("audio")), 0o700);
+}
+
+/// Finding 3, secrets: the webhook signing secret and the guard's private
+/// key are sealed in the database with a key kept outside it.
+#[tokio::test]
+async fn secrets_are_sealed_at_rest_and_rotate() {
+    use assist_server::cli::{AdminCommand, admin_with};
+    use sqlx::Row;
+
+    for t in testing::all("secrets_are_sealed_at_rest_and_rotate").await {
+        let app = setup(t.db.clone()).await;
+        let db = &app.state.db;
+        let r = app
+            .send_json(
+                "POST",
+                "/v1/webhooks",
+                Some(&app.tokens.compliance),
+                &json!({"url": "https://203.0.113.7/hook"}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let hook_id = r.json["id"].as_str().unwrap().to_string();
+        let secret = r.json["secret"].as_str().unwrap().to_string();
+        let r = app.get("/v1/guard/public-key", Some(&app.tokens.rep)).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let key_id = r.json["key_id"].as_str().unwrap().to_string();
+
+        let stored_hook: String = sqlx::query("SELECT secret FROM webhooks WHERE id = $1")
+            .bind(&hook_id)
+            .fetch_one(db.pool())
+            .await
+            .unwrap()
+            .get("secret");
+        assert!(stored_hook.starts_with("sealed:v1:"), "{stored_hook}");
+        assert!(!stored_hook.contains(&secret[6..]));
+        let stored_key: String = sqlx::query("SELECT secret FROM server_keys")
+            .fetch_one(db.pool())
+            .await
+            .unwrap()
+            .get("secret");
+        assert!(stored_key.starts_with("sealed:v1:"), "{stored_key}");
+        // The server still signs with what it sealed.
+        assert_eq!(
+            db.get_webhook(&app.org_id, &hook_id).await.unwrap().secret,
+            secret
+        );
+
+        // A row an earlier version wrote in clear text is sealed at start.
+        sqlx::query("UPDATE webhooks SET secret = $1 WHERE id = $2")
+            .bind("whsec_clear")
+            .bind(&hook_id)
+            .execute(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(db.seal_clear_secrets().await.unwrap(), 1);
+        let stored: String = sqlx::query("SELECT secret FROM webhooks WHERE id = $1")
+            .bind(&hook_id)
+            .fetch_one(db.pool())
+            .await
+            .unwrap()
+            .get("secret");
+        assert!(stored.starts_with("sealed:v1:"), "{stored}");
+        assert_eq!(
+            db.get_webhook(&app.org_id, &hook_id).await.unwrap().secret,
+            "whsec_clear"
+        );
+        // Another key cannot open them: the database alone is not enough.
+        let other = db
+            .clone()
+            .with_secret_key(assist_server::secrets::SecretKey::generate());
+        assert!(other.get_webhook(&app.org_id, &hook_id).await.is_err());
+        assert!(other.seal_clear_secrets().await.is_err());
+
+        // Rotation.
+        admin_with(db, AdminCommand::RotateGuardKey).await.unwrap();
+        let r = app.get("/v1/guard/public-key", Some(&app.tokens.rep)).await;
+        assert_ne!(r.json["key_id"].as_str().unwrap(), key_id);
+        admin_with(
+            db,
+            AdminCommand::RotateWebhookSecret {
+                org: app.org_id.clone(),
+                webhook: hook_id.clone(),
+            },
+        )
+        .await
+        .unwrap();
+        let rotated = db.get_webhook(&app.org_id, &hook_id).await.unwrap().secret;
+        assert!(rotated.starts_with("whsec_") && rotated != "whsec_clear");
+    }
+}
+
+/// Finding 3, the sealing key: created 0600 beside the config when absent,
+/// refused when other users can read it, or taken from the environment.
+#[cfg(unix)]
+#[test]
+fn the_sealing_key_lives_outside_the_database() {
+    use assist_server::config::StorageConfig;
+    use assist_server::secrets::SecretKey;
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let storage = StorageConfig {
+        data_dir: dir.path().join("data"),
+        secret_key_file: Some(dir.path().join("assist.key")),
+        ..StorageConfig::default()
+    };
+    let key = SecretKey::from_config(&storage).unwrap();
+    assert_eq!(mode(&dir.path().join("assist.key")), 0o600);
+    let sealed = key.seal("x", b"secret");
+    let again = SecretKey::from_config(&storage).unwrap();
+    assert_eq!(again.open("x", &sealed).unwrap(), b"secret");
+    std::fs::set_permissions(
+        dir.path().join("assist.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let err = SecretKey::from_config(&storage).unwrap_err().to_string();
+    assert!(err.contains("chmod 600"), "{err}");
+    let env = StorageConfig {
+        secret_key: Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into()),
+        ..storage
+    };
+    assert!(SecretKey::from_config(&env).is_ok());
+}

@@ -14,7 +14,6 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::alerts::{ALERT_CREATED, EVENT_KINDS};
@@ -120,12 +119,11 @@ async fn create(
                 .id,
         ),
     };
-    let secret_bytes: [u8; 32] = rand::rng().random();
     let w = WebhookRow {
         id: format!("whk_{}", uuid::Uuid::now_v7().simple()),
         org_id: caller.org_id().to_string(),
         url: url.to_string(),
-        secret: format!("whsec_{}", hex::encode(secret_bytes)),
+        secret: crate::alerts::new_webhook_secret(),
         team_id,
         min_severity: min_severity.as_str().to_string(),
         events,
