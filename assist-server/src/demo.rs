@@ -122,6 +122,9 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
         config.storage.secret_key_file = None;
         config.storage.secret_key = None;
     }
+    // The demo's webhook receiver listens on loopback, over plain HTTP.
+    config.alerts.webhook_allow_http = true;
+    config.alerts.webhook_allow_private_targets = true;
     let lock = DataDirLock::acquire(&config.storage.data_dir)?;
     let mut state = AppState::open(&config).await?;
     state.start_search().await?;

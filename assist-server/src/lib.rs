@@ -58,3 +58,4 @@ pub mod state;
 pub mod telemetry;
 pub mod time;
 pub mod transcribe_cli;
+pub mod webhook_target;

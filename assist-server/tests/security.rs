@@ -310,3 +310,91 @@ fn the_sealing_key_lives_outside_the_database() {
     };
     assert!(SecretKey::from_config(&env).is_ok());
 }
+
+/// Finding 6: webhooks go to public HTTPS receivers unless the operator
+/// allows more; only admins and compliance create them.
+#[tokio::test]
+async fn webhooks_point_outside_over_https_only() {
+    for t in testing::all("webhooks_point_outside_over_https_only").await {
+        let app = setup(t.db.clone()).await;
+        for url in [
+            "http://203.0.113.7/hook",
+            "https://127.0.0.1:9/hook",
+            "https://[::1]/hook",
+            "https://169.254.169.254/latest/meta-data",
+            "https://10.0.0.5/hook",
+            "https://192.168.1.20/hook",
+            "https://[::ffff:127.0.0.1]/hook",
+            "https://localhost:8443/hook",
+        ] {
+            let r = app
+                .send_json(
+                    "POST",
+                    "/v1/webhooks",
+                    Some(&app.tokens.compliance),
+                    &json!({ "url": url }),
+                )
+                .await;
+            assert_error(&r, 422, "invalid_request");
+        }
+        for token in [&app.tokens.manager, &app.tokens.rep, &app.tokens.trainer] {
+            let r = app
+                .send_json(
+                    "POST",
+                    "/v1/webhooks",
+                    Some(token),
+                    &json!({ "url": "https://203.0.113.7/hook" }),
+                )
+                .await;
+            assert_error(&r, 403, "forbidden");
+        }
+        for token in [&app.tokens.compliance, &app.tokens.admin] {
+            let r = app
+                .send_json(
+                    "POST",
+                    "/v1/webhooks",
+                    Some(token),
+                    &json!({ "url": "https://203.0.113.7/hook" }),
+                )
+                .await;
+            assert_eq!(r.status, 201, "{}", r.text);
+        }
+    }
+    // An operator may allow plain HTTP and internal receivers.
+    let t = testing::sqlite().await;
+    let app = common::setup_with(t.db.clone(), |c| {
+        c.alerts.webhook_allow_http = true;
+        c.alerts.webhook_allow_private_targets = true;
+    })
+    .await;
+    let r = app
+        .send_json(
+            "POST",
+            "/v1/webhooks",
+            Some(&app.tokens.compliance),
+            &json!({ "url": "http://127.0.0.1:9/hook" }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+}
+
+/// Finding 6, at delivery: a webhook registered while internal targets were
+/// allowed is refused once they are not, and the delivery log says why.
+#[tokio::test]
+async fn deliveries_to_internal_addresses_are_refused() {
+    use assist_server::webhook_target::{TargetPolicy, check_url};
+    let strict = TargetPolicy::default();
+    assert!(check_url("https://127.0.0.1/x", strict).is_err());
+    assert!(check_url("http://203.0.113.7/x", strict).is_err());
+    assert!(check_url("https://203.0.113.7/x", strict).is_ok());
+    // The delivery client's resolver drops internal answers.
+    let client = assist_server::webhook_target::guard_client(reqwest::Client::builder(), strict)
+        .build()
+        .unwrap();
+    let err = client
+        .post("https://localhost:9/hook")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(format!("{err:?}").contains("no public address"), "{err:?}");
+}

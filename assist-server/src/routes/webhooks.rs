@@ -73,18 +73,9 @@ async fn create(
     Json(body): Json<CreateWebhook>,
 ) -> Result<(StatusCode, axum::Json<WebhookView>), ApiError> {
     admin(&caller)?;
-    let url = reqwest::Url::parse(body.url.trim())
-        .map_err(|e| ApiError::invalid(format!("url `{}` is not a URL: {e}", body.url)))?;
-    if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
-        return Err(ApiError::invalid(format!(
-            "url `{url}` must be an http(s) URL with a host"
-        )));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(ApiError::invalid(
-            "put no credentials in the URL; verify deliveries with the signature instead",
-        ));
-    }
+    let policy = crate::webhook_target::TargetPolicy::from_config(&state.config.alerts);
+    crate::webhook_target::check_url(&body.url, policy)
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
     let min_severity = match &body.min_severity {
         None => Severity::Low,
         Some(s) => Severity::parse(s).ok_or_else(|| {
@@ -119,6 +110,10 @@ async fn create(
                 .id,
         ),
     };
+    // Last, as it asks DNS: every address of the host must be allowed.
+    let url = crate::webhook_target::check_target(&body.url, policy)
+        .await
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
     let w = WebhookRow {
         id: format!("whk_{}", uuid::Uuid::now_v7().simple()),
         org_id: caller.org_id().to_string(),
