@@ -223,11 +223,43 @@ fn lease_lost(lease: &Lease) -> DbError {
 pub struct JobQueue {
     db: Db,
     config: QueueConfig,
+    /// The node whose runners lease through this queue, if known.
+    node: Option<String>,
 }
 
 impl JobQueue {
     pub fn new(db: Db, config: QueueConfig) -> Self {
-        JobQueue { db, config }
+        JobQueue {
+            db,
+            config,
+            node: None,
+        }
+    }
+
+    /// This queue as used by node `node` (a stable id of its data
+    /// directory): its runners' leases carry it, so after a crash the
+    /// restarted node can take its own jobs back ([`JobQueue::reclaim_node`]).
+    pub fn on_node(mut self, node: impl Into<String>) -> Self {
+        self.node = Some(node.into());
+        self
+    }
+
+    /// At start, before any runner of this node exists: every job still
+    /// leased by this node belonged to the process that died, so its lease is
+    /// expired now instead of after `job_lease_secs` (the next lease takes it
+    /// over, or dead-letters it if that was its last attempt). Returns how many.
+    pub async fn reclaim_node(&self) -> DbResult<u64> {
+        let Some(node) = &self.node else {
+            return Ok(0);
+        };
+        let n = sqlx::query(
+            "UPDATE jobs SET lease_until = 0 WHERE state = 'running' AND lease_owner LIKE $1",
+        )
+        .bind(format!("{node}:%"))
+        .execute(self.db.pool())
+        .await?
+        .rows_affected();
+        Ok(n)
     }
 
     pub fn config(&self) -> &QueueConfig {
@@ -618,7 +650,8 @@ impl JobRunner {
             .map(|i| {
                 let runner = self.clone();
                 let shutdown = shutdown.clone();
-                let owner = format!("{}:{}:{i}", hostname(), std::process::id());
+                let node = self.queue.node.clone().unwrap_or_else(hostname);
+                let owner = format!("{node}:{}:{i}", std::process::id());
                 tokio::spawn(async move { runner.run_loop(owner, shutdown).await })
             })
             .collect()

@@ -398,3 +398,183 @@ async fn deliveries_to_internal_addresses_are_refused() {
         .unwrap_err();
     assert!(format!("{err:?}").contains("no public address"), "{err:?}");
 }
+
+fn upload_body(key: &str, metadata: Value) -> Value {
+    json!({
+        "upload_key": key,
+        "size": 1000,
+        "sha256": "a".repeat(64),
+        "metadata": metadata,
+    })
+}
+
+/// Finding 7: checks at the door, not after the last byte or in a job.
+#[tokio::test]
+async fn bad_uploads_are_refused_at_their_first_request() {
+    for t in testing::all("bad_uploads_are_refused_at_their_first_request").await {
+        let app = setup(t.db.clone()).await;
+        let (_, _) = user_token(&app, "rep-b", Role::Rep, Some(app.team_id.as_str())).await;
+        // An unknown language would fail every transcription attempt.
+        let r = app
+            .send_json(
+                "POST",
+                "/v1/uploads",
+                Some(&app.tokens.rep),
+                &upload_body("k1", json!({"language": "xx"})),
+            )
+            .await;
+        assert_error(&r, 422, "invalid_request");
+        // A rep names another rep: refused now, not after the last byte.
+        let r = app
+            .send_json(
+                "POST",
+                "/v1/uploads",
+                Some(&app.tokens.rep),
+                &upload_body("k2", json!({"rep": "rep-b"})),
+            )
+            .await;
+        assert_error(&r, 403, "forbidden");
+        let r = app
+            .send_json(
+                "POST",
+                "/v1/uploads",
+                Some(&app.tokens.rep),
+                &upload_body("k3", json!({"language": "zh"})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let upload = r.json["upload_id"].as_str().unwrap().to_string();
+        // Only the uploader reads an upload's state (README: the uploader).
+        let r = app
+            .get(&format!("/v1/uploads/{upload}"), Some(&app.tokens.manager))
+            .await;
+        assert_error(&r, 404, "not_found");
+        let r = app
+            .get(&format!("/v1/uploads/{upload}"), Some(&app.tokens.admin))
+            .await;
+        assert_error(&r, 404, "not_found");
+        let r = app
+            .get(&format!("/v1/uploads/{upload}"), Some(&app.tokens.rep))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+}
+
+/// Finding 7: one rule for `limit` on every list, and query-string errors
+/// with their own code.
+#[tokio::test]
+async fn every_list_refuses_a_bad_limit_the_same_way() {
+    for t in testing::all("every_list_refuses_a_bad_limit_the_same_way").await {
+        let app = setup(t.db.clone()).await;
+        let r = app
+            .send_json(
+                "POST",
+                "/v1/webhooks",
+                Some(&app.tokens.admin),
+                &json!({"url": "https://203.0.113.7/hook"}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let hook = r.json["id"].as_str().unwrap().to_string();
+        let lists = [
+            "/v1/calls".to_string(),
+            "/v1/alerts".to_string(),
+            "/v1/tasks".to_string(),
+            "/v1/conversations".to_string(),
+            "/v1/kb/scripts".to_string(),
+            "/v1/audit".to_string(),
+            "/v1/admin/jobs".to_string(),
+            format!("/v1/webhooks/{hook}/deliveries"),
+        ];
+        for list in &lists {
+            for bad in ["-1", "0", "100000"] {
+                let r = app
+                    .get(&format!("{list}?limit={bad}"), Some(&app.tokens.admin))
+                    .await;
+                assert_error(&r, 422, "invalid_request");
+            }
+            let r = app
+                .get(&format!("{list}?limit=abc"), Some(&app.tokens.admin))
+                .await;
+            assert_error(&r, 400, "invalid_query");
+            let r = app
+                .get(&format!("{list}?limit=5"), Some(&app.tokens.admin))
+                .await;
+            assert_eq!(r.status, 200, "{list}: {}", r.text);
+        }
+        // A URL too long for the server still gets a JSON body.
+        let r = app
+            .get(
+                &format!("/v1/calls?x={}", "a".repeat(20_000)),
+                Some(&app.tokens.admin),
+            )
+            .await;
+        assert_error(&r, 414, "uri_too_long");
+        // The README's role table: device and token lists are the admin's.
+        for list in ["/v1/admin/devices", "/v1/admin/tokens"] {
+            let r = app.get(list, Some(&app.tokens.compliance)).await;
+            assert_error(&r, 403, "forbidden");
+            let r = app.get(list, Some(&app.tokens.admin)).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+        }
+    }
+}
+
+/// Finding 7: a request past the timeout is 408 `request_timeout` (the
+/// service is ready; the request was slow).
+#[tokio::test]
+async fn a_request_past_its_deadline_has_its_own_code() {
+    use axum::body::{Body, Bytes};
+    use axum::http::Request;
+    let t = testing::sqlite().await;
+    let app = common::setup_with(t.db.clone(), |c| c.server.request_timeout_secs = 1).await;
+    let never = futures_util::stream::pending::<Result<Bytes, std::io::Error>>();
+    let req = Request::post("/v1/conversations/wecom:slow/messages")
+        .header("authorization", format!("Bearer {}", app.tokens.rep))
+        .header("content-type", "application/json")
+        .body(Body::from_stream(never))
+        .unwrap();
+    let r = app.request(req).await;
+    assert_error(&r, 408, "request_timeout");
+}
+
+/// Finding 7: a node restarted after a crash takes its own jobs back at
+/// once instead of waiting out their leases; other nodes' jobs stay theirs.
+#[tokio::test]
+async fn a_restarted_node_takes_its_own_jobs_back_at_once() {
+    use assist_server::jobs::{JobQueue, NewJob, QueueConfig};
+    use assist_server::serve::DataDirLock;
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let node = DataDirLock::acquire(&data).unwrap().node_id().to_string();
+    assert_eq!(DataDirLock::acquire(&data).unwrap().node_id(), node);
+
+    let t = testing::sqlite().await;
+    let config = QueueConfig {
+        lease: Duration::from_secs(3600),
+        ..QueueConfig::default()
+    };
+    let queue = JobQueue::new(t.db.clone(), config).on_node(node.clone());
+    for _ in 0..2 {
+        queue.enqueue(NewJob::new("q", json!({}))).await.unwrap();
+    }
+    let mine = queue
+        .lease("q", &format!("{node}:111:0"))
+        .await
+        .unwrap()
+        .unwrap();
+    let theirs = queue.lease("q", "node-other:222:0").await.unwrap().unwrap();
+    assert!(queue.lease("q", "x").await.unwrap().is_none());
+    // Restart: the same node id, a new process.
+    assert_eq!(queue.reclaim_node().await.unwrap(), 1);
+    let again = queue
+        .lease("q", &format!("{node}:333:0"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.id, mine.id);
+    assert_ne!(again.id, theirs.id);
+    assert!(queue.lease("q", "x").await.unwrap().is_none());
+}

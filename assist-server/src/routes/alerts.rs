@@ -11,9 +11,10 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
 
+use crate::extract::Query;
 use assist_protocol::Role;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
@@ -97,7 +98,7 @@ async fn list(
                 status: q.status,
                 conversation_id: q.conversation_id,
                 call_id: q.call_id,
-                limit: q.limit.unwrap_or(100),
+                limit: crate::extract::page_limit(q.limit, 100, 1000)?,
             },
         )
         .await?;

@@ -8,9 +8,10 @@
 //! metrics (no transcript text): a rep their own, a manager their team's and
 //! its reps', compliance and admins any.
 
+use crate::extract::Query;
 use assist_protocol::Role;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::{get, patch};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -138,7 +139,7 @@ async fn list_tasks(
     let mut f = TaskFilter {
         status: q.status.clone(),
         call_id: q.call_id.clone(),
-        limit: q.limit.unwrap_or(200),
+        limit: crate::extract::page_limit(q.limit, 200, 1000)?,
         ..TaskFilter::default()
     };
     if let Some(s) = &q.status {

@@ -5,9 +5,10 @@
 //! and admins the organisation's (each read is audited with the caller's
 //! `X-Access-Reason`); trainers none.
 
+use crate::extract::Query;
 use assist_protocol::Role;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -157,25 +158,15 @@ async fn upload(
     Ok((code, axum::Json(view)).into_response())
 }
 
-/// Check, store and queue one recording for transcription: the shared end of
-/// the multipart upload and of resumable uploads. Returns the call and
-/// whether it was created (`false`: the idempotency key found an earlier one).
-pub(crate) async fn accept_recording(
+/// Whose call a recording is (the rep) and which phone recorded it, checked
+/// against the caller: reps their own calls, managers their team's. Run on
+/// the multipart upload and on the first request of a resumable upload, so
+/// a recording naming someone else is refused before any byte is sent.
+pub(crate) async fn call_owner(
     state: &AppState,
     caller: &Caller,
-    meta: CallMetadata,
-    header_key: Option<String>,
-    bytes: axum::body::Bytes,
-    filename: Option<String>,
-) -> Result<(CallView, bool), ApiError> {
-    caller.require(&[Role::Rep, Role::Manager, Role::Admin])?;
-    if state.speech.is_none() {
-        return Err(ApiError::ModelMissing(format!(
-            "speech recognition is off: the model `{}` is not loaded; run `assist models fetch --only {}` and restart",
-            state.config.speech.speech_model, state.config.speech.speech_model
-        )));
-    }
-
+    meta: &CallMetadata,
+) -> Result<(crate::db::identity::UserRow, Option<String>), ApiError> {
     // Whose call is it?
     let rep = match (&meta.rep, caller.role()) {
         (None, Role::Rep) => caller.user.clone(),
@@ -229,6 +220,29 @@ pub(crate) async fn accept_recording(
         (None, Some(d)) => Some(d.clone()),
         (None, None) => None,
     };
+    Ok((rep, device_id))
+}
+
+/// Check, store and queue one recording for transcription: the shared end of
+/// the multipart upload and of resumable uploads. Returns the call and
+/// whether it was created (`false`: the idempotency key found an earlier one).
+pub(crate) async fn accept_recording(
+    state: &AppState,
+    caller: &Caller,
+    meta: CallMetadata,
+    header_key: Option<String>,
+    bytes: axum::body::Bytes,
+    filename: Option<String>,
+) -> Result<(CallView, bool), ApiError> {
+    caller.require(&[Role::Rep, Role::Manager, Role::Admin])?;
+    if state.speech.is_none() {
+        return Err(ApiError::ModelMissing(format!(
+            "speech recognition is off: the model `{}` is not loaded; run `assist models fetch --only {}` and restart",
+            state.config.speech.speech_model, state.config.speech.speech_model
+        )));
+    }
+
+    let (rep, device_id) = call_owner(state, caller, &meta).await?;
     let started_at = match &meta.started_at {
         None => None,
         Some(t) => Some(crate::time::parse_rfc3339(t).ok_or_else(|| {
@@ -448,10 +462,7 @@ async fn list(
                 ApiError::invalid(format!("before `{t}` is not an RFC 3339 time"))
             })?),
         };
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::invalid("limit must be between 1 and 500"));
-    }
+    let limit = crate::extract::page_limit(q.limit, 50, 500)?;
     let calls = state
         .db
         .list_calls(caller.org_id(), &scope, limit, before)

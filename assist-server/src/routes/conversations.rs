@@ -8,9 +8,10 @@
 
 use std::collections::HashSet;
 
+use crate::extract::Query;
 use assist_protocol::Role;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
@@ -465,7 +466,7 @@ async fn list(
             caller.org_id(),
             rep.as_deref(),
             team.as_deref(),
-            q.limit.unwrap_or(100).clamp(1, 1000),
+            crate::extract::page_limit(q.limit, 100, 1000)?,
         )
         .await?;
     Ok(axum::Json(rows.into_iter().map(view).collect()))

@@ -1,11 +1,12 @@
 //! `POST /v1/suggest` and `GET /v1/kb/search`: approved scripts for what the
 //! customer just said, best first, each with why it was found.
 
+use crate::extract::Query;
 use assist_indexer::bm25::SearchFilter;
 use assist_indexer::retriever::Mode;
 use assist_knowledge_base::{Language, Scenario, ScriptContent};
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
@@ -210,9 +211,9 @@ struct SearchParams {
 async fn kb_search(
     State(state): State<AppState>,
     caller: Caller,
-    params: Result<Query<SearchParams>, axum::extract::rejection::QueryRejection>,
+    params: Result<Query<SearchParams>, ApiError>,
 ) -> Result<Json<SuggestResponse>, ApiError> {
-    let Query(p) = params.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let Query(p) = params?;
     if p.q.trim().is_empty() {
         return Err(ApiError::invalid("`q` must not be empty"));
     }

@@ -8,10 +8,11 @@
 //! and `X-Assist-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
 //! "<t>.<body>" keyed with the secret>`; see [`crate::alerts::signature`].
 
+use crate::extract::Query;
 use assist_knowledge_base::Severity;
 use assist_protocol::Role;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
@@ -195,7 +196,7 @@ async fn deliveries(
     let w = state.db.get_webhook(caller.org_id(), &id).await?;
     let rows = state
         .db
-        .webhook_deliveries(&w.id, q.limit.unwrap_or(100))
+        .webhook_deliveries(&w.id, crate::extract::page_limit(q.limit, 100, 1000)?)
         .await?;
     Ok(axum::Json(
         rows.into_iter()
