@@ -578,3 +578,76 @@ async fn a_restarted_node_takes_its_own_jobs_back_at_once() {
     assert_ne!(again.id, theirs.id);
     assert!(queue.lease("q", "x").await.unwrap().is_none());
 }
+
+/// Finding 5: every read of conversation content is audited — who, what,
+/// when and the reason given — whatever the reader's role.
+#[tokio::test]
+async fn every_read_of_conversation_content_is_audited() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    for t in testing::all("every_read_of_conversation_content_is_audited").await {
+        let app = setup(t.db.clone()).await;
+        let r = app
+            .send_json(
+                "POST",
+                "/v1/conversations/wecom:audit-1/messages",
+                Some(&app.tokens.rep),
+                &json!({"messages": [{
+                    "client_message_id": "m1",
+                    "sender": "customer",
+                    "text": "价格能再便宜点吗？",
+                    "sent_at": "2026-11-24T09:30:00+08:00"
+                }]}),
+            )
+            .await;
+        assert!(r.status.is_success(), "{}", r.text);
+        let read = |path: &str| {
+            Request::get(path)
+                .header("authorization", format!("Bearer {}", app.tokens.manager))
+                .header("x-access-reason", "辅导复盘")
+                .body(Body::empty())
+                .unwrap()
+        };
+        for path in ["/v1/conversations/wecom:audit-1", "/v1/alerts", "/v1/tasks"] {
+            let r = app.request(read(path)).await;
+            assert_eq!(r.status, 200, "{path}: {}", r.text);
+        }
+        // The stream: answered with headers, its body never ends.
+        let resp = app
+            .router
+            .clone()
+            .oneshot(read("/v1/alerts/stream"))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        drop(resp);
+
+        let r = app
+            .get(
+                &format!("/v1/audit?limit=50&actor={}", app.manager_id),
+                Some(&app.tokens.compliance),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let items = r.json["items"].as_array().unwrap();
+        for (action, resource) in [
+            ("conversation.read", Some("wecom:audit-1")),
+            ("alert.list", None),
+            ("task.list", None),
+            ("alert.stream", None),
+        ] {
+            let e = items
+                .iter()
+                .find(|e| e["action"] == action)
+                .unwrap_or_else(|| panic!("no {action} in {}", r.text));
+            assert_eq!(e["actor_user_id"], app.manager_id.as_str());
+            assert_eq!(e["reason"], "辅导复盘");
+            assert!(e["at"].as_str().is_some());
+            if resource.is_some() {
+                assert!(e["resource_id"].is_string(), "{e}");
+            }
+        }
+    }
+}

@@ -102,6 +102,11 @@ async fn list(
             },
         )
         .await?;
+    // Each alert carries a snippet of what was said.
+    state
+        .db
+        .audit(caller.audit("alert.list", "alert", None))
+        .await?;
     Ok(axum::Json(rows.iter().map(AlertView::from).collect()))
 }
 
@@ -136,6 +141,10 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<axum::Json<AlertDetail>, ApiError> {
     let alert = visible(&state, &caller, &id).await?;
+    state
+        .db
+        .audit(caller.audit("alert.read", "alert", Some(&alert.id)))
+        .await?;
     let events = state
         .db
         .risk_events(caller.org_id(), Some(&alert.id), None, None)
@@ -287,6 +296,12 @@ async fn stream(
         Some(id) => id,
         None => state.db.alert_log_head().await?,
     };
+    // One record per connection: the stream carries every alert's evidence.
+    let from = after.to_string();
+    state
+        .db
+        .audit(caller.audit("alert.stream", "alert_log", Some(&from)))
+        .await?;
     let cursor = Cursor {
         head: state.alerts.subscribe(),
         org_id: caller.org_id().to_string(),

@@ -43,12 +43,11 @@ async fn call_analysis(
         .await
         .map_err(|_| ApiError::not_found(format!("no call `{id}`")))?;
     crate::routes::calls::may_see(&caller, &call)?;
-    if matches!(caller.role(), Role::Compliance | Role::Admin) {
-        state
-            .db
-            .audit(caller.audit("analysis.read", "call", Some(&call.id)))
-            .await?;
-    }
+    // The analysis quotes the call: audited like the transcript, whoever reads it.
+    state
+        .db
+        .audit(caller.audit("analysis.read", "call", Some(&call.id)))
+        .await?;
     let Some(a) = state.db.analysis_for_call(&id).await? else {
         let why = if call.transcribed_at.is_none() {
             "the call is not transcribed yet; its analysis follows the transcript"
@@ -181,6 +180,11 @@ async fn list_tasks(
         f.due_before = Some(f.due_before.map_or(at, |d| d.min(at)));
     }
     let rows = state.db.list_tasks(caller.org_id(), &f).await?;
+    // Tasks carry verbatim quotes of the call.
+    state
+        .db
+        .audit(caller.audit("task.list", "task", f.call_id.as_deref()))
+        .await?;
     Ok(axum::Json(rows.into_iter().map(TaskView::from).collect()))
 }
 
@@ -241,6 +245,10 @@ async fn update_task(
     let updated = state
         .db
         .update_task(&id, p.status.as_deref(), p.title.as_deref(), due_at)
+        .await?;
+    state
+        .db
+        .audit(caller.audit("task.update", "task", Some(&id)))
         .await?;
     Ok(axum::Json(TaskView::from(updated)))
 }

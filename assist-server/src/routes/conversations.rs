@@ -419,12 +419,11 @@ async fn show(
 ) -> Result<axum::Json<ConversationView>, ApiError> {
     let c = state.db.get_conversation(caller.org_id(), &id).await?;
     may_see(&caller, &c)?;
-    if matches!(caller.role(), Role::Compliance | Role::Admin) {
-        state
-            .db
-            .audit(caller.audit("conversation.read", "conversation", Some(&c.id)))
-            .await?;
-    }
+    // Every read of chat text is audited, whoever reads it.
+    state
+        .db
+        .audit(caller.audit("conversation.read", "conversation", Some(&c.id)))
+        .await?;
     let messages = state.db.conversation_messages(caller.org_id(), &id).await?;
     let events = state
         .db
