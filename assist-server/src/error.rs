@@ -15,6 +15,8 @@ pub enum ApiError {
     #[error("{0}")]
     InvalidJson(String),
     #[error("{0}")]
+    InvalidQuery(String),
+    #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -44,6 +46,7 @@ impl ApiError {
         match self {
             ApiError::InvalidRequest(_) => ErrorCode::InvalidRequest,
             ApiError::InvalidJson(_) => ErrorCode::InvalidJson,
+            ApiError::InvalidQuery(_) => ErrorCode::InvalidQuery,
             ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             ApiError::Unauthorized(_) => ErrorCode::Unauthorized,

@@ -85,7 +85,10 @@ impl ServerKey {
         )
         .bind(name)
         .bind(ALGORITHM_ED25519)
-        .bind(STANDARD.encode(signing.to_bytes()))
+        .bind(db.seal_secret(
+            &crate::db::secrets::server_key_owner(name),
+            STANDARD.encode(signing.to_bytes()).as_bytes(),
+        )?)
         .bind(STANDARD.encode(public))
         .bind(now_ms())
         .execute(db.pool())
@@ -116,9 +119,10 @@ impl ServerKey {
                 "server key `{name}` uses `{algorithm}`, expected {ALGORITHM_ED25519}"
             )));
         }
-        let secret: String = r.try_get("secret")?;
+        let stored: String = r.try_get("secret")?;
+        let secret = db.open_secret(&crate::db::secrets::server_key_owner(name), &stored)?;
         let seed: [u8; 32] = STANDARD
-            .decode(secret.as_bytes())
+            .decode(&secret)
             .ok()
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| corrupt(format!("server key `{name}` has an unreadable secret")))?;
@@ -136,6 +140,37 @@ impl ServerKey {
             signing,
             created_at: r.try_get("created_at")?,
         }))
+    }
+
+    /// Replace the key called `name` with a fresh one (after a suspected
+    /// leak). Documents are signed per request, so the next one carries the
+    /// new key id; phones that pinned the old key refuse it until they are
+    /// provisioned again (unpin, then pin `GET /v1/guard/public-key`).
+    pub async fn rotate(db: &Db, name: &str) -> DbResult<ServerKey> {
+        let mut seed: [u8; 32] = rand::random();
+        let signing = SigningKey::from_bytes(&seed);
+        seed.fill(0);
+        let public = signing.verifying_key().to_bytes();
+        let sealed = db.seal_secret(
+            &crate::db::secrets::server_key_owner(name),
+            STANDARD.encode(signing.to_bytes()).as_bytes(),
+        )?;
+        sqlx::query(
+            "INSERT INTO server_keys (name, algorithm, secret, public_key, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO UPDATE SET \
+             algorithm = excluded.algorithm, secret = excluded.secret, \
+             public_key = excluded.public_key, created_at = excluded.created_at",
+        )
+        .bind(name)
+        .bind(ALGORITHM_ED25519)
+        .bind(sealed)
+        .bind(STANDARD.encode(public))
+        .bind(now_ms())
+        .execute(db.pool())
+        .await?;
+        Self::load(db, name)
+            .await?
+            .ok_or_else(|| corrupt(format!("server key `{name}` vanished after rotation")))
     }
 
     pub fn key_id(&self) -> &str {

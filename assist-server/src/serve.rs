@@ -22,12 +22,12 @@ use crate::state::AppState;
 pub struct DataDirLock {
     _file: File,
     path: PathBuf,
+    node_id: String,
 }
 
 impl DataDirLock {
     pub fn acquire(data_dir: &Path) -> anyhow::Result<DataDirLock> {
-        std::fs::create_dir_all(data_dir)
-            .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+        crate::private_files::secure_data_dir(data_dir)?;
         let path = data_dir.join("assist.lock");
         let mut file = std::fs::OpenOptions::new()
             .create(true)
@@ -58,11 +58,36 @@ impl DataDirLock {
         file.set_len(0).ok();
         let _ = write!(file, "{}", std::process::id());
         let _ = file.flush();
-        Ok(DataDirLock { _file: file, path })
+        let node_id = node_id(data_dir)?;
+        Ok(DataDirLock {
+            _file: file,
+            path,
+            node_id,
+        })
+    }
+
+    /// The stable id of the node serving this data directory (the same
+    /// after a restart): job leases carry it.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// Read `<data_dir>/node-id`, creating it on first use.
+fn node_id(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
+        _ => {
+            let id = format!("node-{}", uuid::Uuid::new_v4().simple());
+            std::fs::write(&path, &id)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(id)
+        }
     }
 }
 
@@ -171,6 +196,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let lock = DataDirLock::acquire(&config.storage.data_dir)?;
     tracing::info!(lock = %lock.path().display(), "data directory locked");
     let mut state = AppState::open(&config).await?;
+    state.jobs = state.jobs.clone().on_node(lock.node_id());
+    let reclaimed = state.jobs.reclaim_node().await?;
+    if reclaimed > 0 {
+        tracing::info!(
+            reclaimed,
+            "jobs this node held when it stopped are taken back now"
+        );
+    }
     // One database lookup per stored file: in the background, so a data
     // directory with many recordings does not hold up startup.
     {

@@ -44,7 +44,9 @@ impl AppState {
             &config.storage.effective_database_url(),
             config.storage.db_max_connections,
         )
-        .await?;
+        .await?
+        .with_secret_key(crate::secrets::SecretKey::from_config(&config.storage)?);
+        db.seal_clear_secrets().await?;
         Self::with_db(config, db)
     }
 
@@ -204,8 +206,14 @@ impl AppState {
         Ok(())
     }
 
-    /// Build the state around an open database.
+    /// Build the state around an open database (given the configured
+    /// sealing key unless it has one).
     pub fn with_db(config: &Config, db: Db) -> anyhow::Result<AppState> {
+        let db = if db.has_secret_key() {
+            db
+        } else {
+            db.with_secret_key(crate::secrets::SecretKey::from_config(&config.storage)?)
+        };
         let registered = config.models.registered().map_err(anyhow::Error::msg)?;
         let models = ModelStore::new(
             &config.models.model_dir,

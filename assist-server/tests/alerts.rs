@@ -37,6 +37,9 @@ async fn with_lexicon(
         c.kb.kb_allow_self_approval = true;
         c.jobs.job_retry_base_secs = 0;
         c.jobs.job_poll_ms = 20;
+        // The test receivers listen on loopback, over plain HTTP.
+        c.alerts.webhook_allow_http = true;
+        c.alerts.webhook_allow_private_targets = true;
         tweak(c);
     })
     .await;

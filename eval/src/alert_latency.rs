@@ -101,6 +101,9 @@ async fn run_async(
     config.models.verify_models_on_start = false;
     config.storage.data_dir = scratch.clone();
     config.storage.database_url = None;
+    // The measured webhook receiver listens on loopback, over plain HTTP.
+    config.alerts.webhook_allow_http = true;
+    config.alerts.webhook_allow_private_targets = true;
     config.alerts.risk_semantic = semantic;
     config.jobs.job_poll_ms = 50;
     let mut state = AppState::open(&config).await?;

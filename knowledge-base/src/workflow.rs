@@ -24,13 +24,16 @@ pub fn check_transition(from: Status, to: Status) -> Result<(), Error> {
     }
 }
 
-/// Fail unless `reviewer` may approve a version written by `author`.
+/// Fail unless `reviewer` may approve text written by `author_ids`: everyone
+/// who wrote a version under review (every version since the last approval),
+/// not only the latest editor — otherwise one author could ask a colleague
+/// for a trivial edit and then approve their own words.
 pub fn check_reviewer(
-    author_id: &str,
+    author_ids: &[&str],
     reviewer_id: &str,
     policy: ReviewPolicy,
 ) -> Result<(), Error> {
-    if author_id == reviewer_id && !policy.allow_self_approval {
+    if author_ids.contains(&reviewer_id) && !policy.allow_self_approval {
         return Err(Error::SelfApproval);
     }
     Ok(())
@@ -89,7 +92,8 @@ pub struct Candidate<'a> {
     pub org_id: &'a str,
     pub version: u32,
     pub status: Status,
-    pub author_id: &'a str,
+    /// Everyone who wrote a version under review (since the last approval).
+    pub author_ids: &'a [&'a str],
     pub content: &'a ScriptContent,
 }
 
@@ -100,7 +104,7 @@ pub fn approve(
     policy: ReviewPolicy,
 ) -> Result<ApprovedScript, Error> {
     check_transition(c.status, Status::Approved)?;
-    check_reviewer(c.author_id, reviewer_id, policy)?;
+    check_reviewer(c.author_ids, reviewer_id, policy)?;
     Ok(ApprovedScript {
         id: c.script_id.to_string(),
         org_id: c.org_id.to_string(),
@@ -149,7 +153,7 @@ mod tests {
             org_id: "o1",
             version: 2,
             status,
-            author_id: "alice",
+            author_ids: &["alice", "carol"],
             content: &c,
         };
         assert!(matches!(
@@ -158,6 +162,11 @@ mod tests {
         ));
         assert!(matches!(
             approve(cand(Status::InReview), "alice", ReviewPolicy::default()),
+            Err(Error::SelfApproval)
+        ));
+        // Any author of a version under review, not only the latest.
+        assert!(matches!(
+            approve(cand(Status::InReview), "carol", ReviewPolicy::default()),
             Err(Error::SelfApproval)
         ));
         let ok = approve(

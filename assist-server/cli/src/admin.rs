@@ -66,6 +66,17 @@ pub enum AdminCommand {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Replace the key that signs the guard rules phones trust (after a
+    /// suspected leak); phones must then pin the new public key. Prints its key id.
+    RotateGuardKey,
+    /// Give a webhook a new signing secret, printed once (the receiver must
+    /// switch to it; deliveries are signed with the new one from now on).
+    RotateWebhookSecret {
+        #[arg(long)]
+        org: String,
+        /// The webhook id (`whk_…`).
+        webhook: String,
+    },
 }
 
 pub(crate) async fn run(config: &Config, cmd: AdminCommand) -> anyhow::Result<()> {
@@ -171,6 +182,22 @@ pub async fn admin_with(db: &Db, cmd: AdminCommand) -> anyhow::Result<()> {
                     "token {} for {} ({}); the secret below is shown only once:",
                     token.id, user.name, user.role
                 );
+            }
+            println!("{secret}");
+        }
+        AdminCommand::RotateGuardKey => {
+            let key =
+                assist_server::guard::ServerKey::rotate(db, assist_server::guard::GUARD_KEY_NAME)
+                    .await?;
+            tracing::warn!(key_id = key.key_id(), "guard signing key rotated");
+            println!("{}", key.key_id());
+        }
+        AdminCommand::RotateWebhookSecret { org, webhook } => {
+            let org = db.find_org(&org).await?;
+            let secret = db.rotate_webhook_secret(&org.id, &webhook).await?;
+            cli_audit(db, &org.id, "webhook.rotate_secret", "webhook", &webhook).await?;
+            if std::io::stderr().is_terminal() {
+                eprintln!("new signing secret of {webhook}; shown only once:");
             }
             println!("{secret}");
         }

@@ -21,10 +21,15 @@ pub fn model_store(config: &Config) -> anyhow::Result<ModelStore> {
 
 pub async fn open_db(config: &Config) -> anyhow::Result<Db> {
     let url = config.storage.effective_database_url();
-    Db::open(&url, 2).await.with_context(|| {
+    let db = Db::open(&url, 2).await.with_context(|| {
         format!(
             "cannot open database {}",
             assist_server::config::redact_url(&url)
         )
-    })
+    })?;
+    Ok(
+        db.with_secret_key(assist_server::secrets::SecretKey::from_config(
+            &config.storage,
+        )?),
+    )
 }

@@ -123,6 +123,12 @@ pub fn parse_from(args: Vec<OsString>) -> Result<Cli, anyhow::Error> {
         }
     };
     let mut cli = Cli::from_arg_matches(&matches)?;
+    if cli.settings.storage.secret_key_file.is_none() {
+        cli.settings.storage.secret_key_file = Some(assist_server::secrets::default_key_file(
+            cli.config.as_deref(),
+            &cli.settings.storage.data_dir,
+        ));
+    }
     cli.log_level_explicit = !matches!(
         matches.value_source("log_level"),
         None | Some(clap::parser::ValueSource::DefaultValue)
@@ -132,6 +138,9 @@ pub fn parse_from(args: Vec<OsString>) -> Result<Cli, anyhow::Error> {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    // Everything this process writes (database, recordings, key file) is
+    // for its own user only.
+    assist_server::private_files::private_umask();
     let cli = match parse_from(std::env::args_os().collect()) {
         Ok(cli) => cli,
         Err(err) => {

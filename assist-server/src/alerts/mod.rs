@@ -38,7 +38,9 @@ pub use ingest::{
 pub use raise::{HitInContext, Origin, Raised, log_change, raise};
 pub use status::AlertStatus;
 pub use views::{AlertView, EvidenceView};
-pub use webhook::{WEBHOOK_QUEUE, WebhookSender, requeue_deliveries, signature};
+pub use webhook::{
+    WEBHOOK_QUEUE, WebhookSender, new_webhook_secret, requeue_deliveries, signature,
+};
 
 /// Event kinds in the alert log (SSE `event:` names, webhook `X-Assist-Event`).
 pub const ALERT_CREATED: &str = "alert.created";

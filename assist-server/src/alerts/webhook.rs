@@ -42,6 +42,12 @@ pub async fn requeue_deliveries(db: &Db, jobs: &JobQueue, max_attempts: u32) -> 
     Ok(pending.len())
 }
 
+/// A new webhook signing secret (`whsec_` and 64 hex digits).
+pub fn new_webhook_secret() -> String {
+    let bytes: [u8; 32] = rand::random();
+    format!("whsec_{}", hex::encode(bytes))
+}
+
 /// `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`: the
 /// `X-Assist-Signature` header. Receivers recompute it and reject old `t`.
 pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
@@ -61,11 +67,14 @@ pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
 pub struct WebhookSender {
     pub db: Db,
     pub http: reqwest::Client,
+    /// Where deliveries may go (see [`crate::webhook_target`]).
+    pub policy: crate::webhook_target::TargetPolicy,
 }
 
 impl WebhookSender {
     pub fn new(db: Db, config: &AlertsConfig) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
+        let policy = crate::webhook_target::TargetPolicy::from_config(config);
+        let http = crate::webhook_target::guard_client(reqwest::Client::builder(), policy)
             .timeout(Duration::from_secs(config.webhook_timeout_secs.max(1)))
             .connect_timeout(Duration::from_secs(
                 config.webhook_timeout_secs.clamp(1, 10),
@@ -75,7 +84,7 @@ impl WebhookSender {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("assist-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(WebhookSender { db, http })
+        Ok(WebhookSender { db, http, policy })
     }
 
     async fn deliver(&self, lease: &Lease) -> Result<JobOutcome, JobFailure> {
@@ -97,6 +106,16 @@ impl WebhookSender {
             .get_webhook(&d.org_id, &d.webhook_id)
             .await
             .map_err(|e| JobFailure::retry(e.to_string()))?;
+        // Registered before the policy was tightened, or the operator changed
+        // it since: refused for good, and the log says why.
+        if let Err(e) = crate::webhook_target::check_url(&hook.url, self.policy) {
+            let error = format!("refused: {e}");
+            self.db
+                .record_delivery_attempt(&d.id, "failed", None, Some(error.as_str()), now_ms())
+                .await
+                .map_err(|e| JobFailure::retry(e.to_string()))?;
+            return Err(JobFailure::permanent(error));
+        }
         let last = lease.attempt >= lease.max_attempts;
         let ts = now_ms() / 1000;
         let sent = self

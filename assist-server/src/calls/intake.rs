@@ -109,8 +109,7 @@ pub async fn accept_recording(
         )));
     }
 
-    let rep = whose_call(state.db, caller, &meta).await?;
-    let device_id = which_device(state.db, caller, &meta, &rep).await?;
+    let (rep, device_id) = call_owner(state.db, caller, &meta).await?;
     let started_at = match &meta.started_at {
         None => None,
         Some(t) => Some(crate::time::parse_rfc3339(t).ok_or_else(|| {
@@ -209,6 +208,20 @@ pub async fn accept_recording(
     let mut call = call;
     call.job_id = Some(job_id);
     Ok((CallView::new(call, job.as_ref()), created))
+}
+
+/// Whose call a recording is (the rep) and which phone recorded it, checked
+/// against the caller: reps their own calls, managers their team's. Run on
+/// the multipart upload and on the first request of a resumable upload, so
+/// a recording naming someone else is refused before any byte is sent.
+pub async fn call_owner(
+    db: &Db,
+    caller: &Caller,
+    meta: &CallMetadata,
+) -> Result<(UserRow, Option<String>), ApiError> {
+    let rep = whose_call(db, caller, meta).await?;
+    let device_id = which_device(db, caller, meta, &rep).await?;
+    Ok((rep, device_id))
 }
 
 /// Whose call it is: the calling rep's own, or the rep named in the

@@ -178,6 +178,26 @@ pub struct AlertsConfig {
         global = true
     )]
     pub webhook_max_attempts: u32,
+    /// Let webhooks use plain `http://` (deliveries carry customer text; off:
+    /// HTTPS only).
+    #[arg(
+        long,
+        env = "ASSIST_WEBHOOK_ALLOW_HTTP",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        global = true
+    )]
+    pub webhook_allow_http: bool,
+    /// Let webhooks point at loopback, private, link-local and other internal
+    /// addresses (off: such URLs are refused at registration and delivery).
+    #[arg(
+        long,
+        env = "ASSIST_WEBHOOK_ALLOW_PRIVATE_TARGETS",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        global = true
+    )]
+    pub webhook_allow_private_targets: bool,
 }
 
 impl Default for AlertsConfig {
@@ -191,6 +211,8 @@ impl Default for AlertsConfig {
             alert_max_per_conversation: 5,
             webhook_timeout_secs: 10,
             webhook_max_attempts: 8,
+            webhook_allow_http: false,
+            webhook_allow_private_targets: false,
         }
     }
 }

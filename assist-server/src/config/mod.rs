@@ -98,6 +98,15 @@ impl Config {
                 ),
             ));
         }
+        if let Some(toml::Value::Table(storage)) = table.get_mut("storage")
+            && storage.remove("secret_key").is_some()
+        {
+            notes.push((
+                "storage",
+                "# secret_key = \"***\"  (hidden: give it in ASSIST_SECRET_KEY, or use secret_key_file)"
+                    .into(),
+            ));
+        }
         if let Some(toml::Value::Table(index)) = table.get_mut("index")
             && index.remove("qdrant_api_key").is_some()
         {
@@ -268,9 +277,13 @@ mod tests {
         let mut config = Config::default();
         config.storage.database_url = Some("postgres://assist:hunter2@db:5432/assist".into());
         config.index.qdrant_api_key = Some("k3y".into());
+        config.storage.secret_key = Some("c2VhbGluZw==".into());
         config.models.model_paths = vec!["asr=/srv/whisper".into()];
         let text = config.to_toml();
-        assert!(!text.contains("hunter2") && !text.contains("k3y"), "{text}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("k3y") && !text.contains("c2VhbGluZw"),
+            "{text}"
+        );
         assert!(text.contains("# database_url = \"postgres://assist:***@db:5432/assist\""));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("assist.toml");
@@ -290,6 +303,7 @@ mod tests {
         let mut expected = config.clone();
         expected.storage.database_url = None;
         expected.index.qdrant_api_key = None;
+        expected.storage.secret_key = None;
         assert_eq!(back.to_toml(), expected.to_toml());
     }
 

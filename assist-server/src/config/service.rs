@@ -87,6 +87,16 @@ pub struct StorageConfig {
         global = true
     )]
     pub db_max_connections: u32,
+    /// Key file that seals secrets at rest (webhook signing secrets, the
+    /// guard signing key); created 0600 when absent, refused when others can
+    /// read it. Default: `assist.key` beside the config file, else
+    /// `secret.key` in the data directory. Back it up apart from the database.
+    #[arg(long, env = "ASSIST_SECRET_KEY_FILE", global = true)]
+    pub secret_key_file: Option<PathBuf>,
+    /// The sealing key itself (base64 of 32 bytes) instead of a file; set it
+    /// in the environment, not on the command line.
+    #[arg(long, env = "ASSIST_SECRET_KEY", hide_env_values = true, global = true)]
+    pub secret_key: Option<String>,
 }
 
 impl Default for StorageConfig {
@@ -95,6 +105,8 @@ impl Default for StorageConfig {
             data_dir: default_data_dir(),
             database_url: None,
             db_max_connections: 8,
+            secret_key_file: None,
+            secret_key: None,
         }
     }
 }
@@ -108,6 +120,11 @@ impl std::fmt::Debug for StorageConfig {
                 &self.database_url.as_deref().map(redact_url),
             )
             .field("db_max_connections", &self.db_max_connections)
+            .field("secret_key_file", &self.secret_key_file)
+            .field(
+                "secret_key",
+                &self.secret_key.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -119,6 +136,13 @@ impl StorageConfig {
             Some(url) => url.clone(),
             None => format!("sqlite://{}", self.data_dir.join("assist.db").display()),
         }
+    }
+
+    /// The key file that seals secrets (see `secret_key_file`).
+    pub fn effective_secret_key_file(&self) -> PathBuf {
+        self.secret_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("secret.key"))
     }
 }
 

@@ -202,13 +202,24 @@ fn event_row(r: &AnyRow) -> DbResult<RiskEventRow> {
     })
 }
 
-fn webhook_row(r: &AnyRow) -> DbResult<WebhookRow> {
+/// A webhook as stored; its secret is opened with `db`'s key, or left empty
+/// without one (routing an alert to webhooks needs no secret).
+fn webhook_row(db: Option<&Db>, r: &AnyRow) -> DbResult<WebhookRow> {
+    let id: String = r.try_get("id")?;
+    let secret = match db {
+        Some(db) => {
+            let stored: String = r.try_get("secret")?;
+            db.open_secret(&super::secrets::webhook_owner(&id), &stored)?
+        }
+        None => Vec::new(),
+    };
     let events: String = r.try_get("events")?;
     Ok(WebhookRow {
-        id: r.try_get("id")?,
         org_id: r.try_get("org_id")?,
         url: r.try_get("url")?,
-        secret: r.try_get("secret")?,
+        secret: String::from_utf8(secret)
+            .map_err(|_| DbError::Invalid(format!("webhook `{id}` has an unreadable secret")))?,
+        id,
         team_id: r.try_get("team_id")?,
         min_severity: r.try_get("min_severity")?,
         events: events
@@ -447,7 +458,7 @@ pub async fn active_webhooks(tx: &mut Tx, org_id: &str) -> DbResult<Vec<WebhookR
     .bind(org_id)
     .fetch_all(&mut **tx)
     .await?;
-    rows.iter().map(webhook_row).collect()
+    rows.iter().map(|r| webhook_row(None, r)).collect()
 }
 
 pub async fn get_alert_tx(tx: &mut Tx, id: &str) -> DbResult<AlertRow> {
@@ -592,7 +603,7 @@ impl Db {
         .bind(&w.id)
         .bind(&w.org_id)
         .bind(&w.url)
-        .bind(&w.secret)
+        .bind(self.seal_secret(&super::secrets::webhook_owner(&w.id), w.secret.as_bytes())?)
         .bind(&w.team_id)
         .bind(&w.min_severity)
         .bind(w.events.join(","))
@@ -614,7 +625,7 @@ impl Db {
         .fetch_optional(self.pool())
         .await?
         .ok_or_else(|| DbError::NotFound(format!("no webhook `{id}`")))?;
-        webhook_row(&r)
+        webhook_row(Some(self), &r)
     }
 
     pub async fn list_webhooks(&self, org_id: &str) -> DbResult<Vec<WebhookRow>> {
@@ -624,7 +635,7 @@ impl Db {
         .bind(org_id)
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(webhook_row).collect()
+        rows.iter().map(|r| webhook_row(Some(self), r)).collect()
     }
 
     /// Switch a webhook off (deliveries already queued still run and are logged).

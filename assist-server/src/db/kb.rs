@@ -513,7 +513,11 @@ impl Db {
         }
         check_transition(current.status, Status::Approved)
             .map_err(|e| DbError::Conflict(e.to_string()))?;
-        workflow::check_reviewer(&current.head_author_id, reviewer_id, policy)
+        let authors = self
+            .kb_authors_under_review(&current.id, expected_version)
+            .await?;
+        let authors: Vec<&str> = authors.iter().map(String::as_str).collect();
+        workflow::check_reviewer(&authors, reviewer_id, policy)
             .map_err(|e| DbError::Forbidden(e.to_string()))?;
         let approved = match &current.head {
             KbContent::Script(content) => Some(
@@ -523,7 +527,7 @@ impl Db {
                         org_id,
                         version: u32::try_from(current.head_version).unwrap_or(u32::MAX),
                         status: current.status,
-                        author_id: &current.head_author_id,
+                        author_ids: &authors,
                         content,
                     },
                     reviewer_id,
@@ -562,6 +566,27 @@ impl Db {
         .await?;
         tx.commit().await?;
         Ok((self.kb_get(org_id, &current.id).await?, approved))
+    }
+
+    /// Everyone who wrote a version of `item_id` up to `head` since its last
+    /// approval: the text under review is theirs, so none of them may approve
+    /// it. The approve update checks the head is still `head`, so this set
+    /// cannot grow before the approval commits.
+    async fn kb_authors_under_review(&self, item_id: &str, head: i64) -> DbResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT author_id FROM kb_versions WHERE item_id = $1 AND version <= $2 \
+             AND version > COALESCE((SELECT MAX(version) FROM kb_events \
+                 WHERE item_id = $3 AND to_status = 'approved' AND version <= $4), 0)",
+        )
+        .bind(item_id)
+        .bind(head)
+        .bind(item_id)
+        .bind(head)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| r.try_get("author_id").map_err(DbError::from))
+            .collect()
     }
 
     /// Every version of an item, oldest first, and every workflow event.

@@ -16,6 +16,7 @@ pub mod chats;
 pub mod device;
 pub mod identity;
 pub mod kb;
+pub mod secrets;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -64,6 +65,8 @@ pub type DbResult<T> = Result<T, DbError>;
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// Seals the secrets stored in the database (see [`crate::secrets`]).
+    secrets: Option<std::sync::Arc<crate::secrets::SecretKey>>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -131,7 +134,11 @@ impl Db {
             })
             .connect_with(options)
             .await?;
-        let db = Db { pool, backend };
+        let db = Db {
+            pool,
+            backend,
+            secrets: None,
+        };
         db.migrate().await?;
         Ok(db)
     }
@@ -220,7 +227,10 @@ pub mod testing {
         let dir = std::env::temp_dir().join(format!("assist-test-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("create temp dir");
         let url = format!("sqlite://{}", dir.join("test.db").display());
-        let db = Db::open(&url, 4).await.expect("open sqlite");
+        let db = Db::open(&url, 4)
+            .await
+            .expect("open sqlite")
+            .with_secret_key(crate::secrets::SecretKey::generate());
         TestDb {
             db,
             _dir: Some(tempfile_dir::TempDir(dir)),
@@ -251,7 +261,10 @@ pub mod testing {
         admin.close().await;
         let sep = if base.contains('?') { '&' } else { '?' };
         let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-        let db = Db::open(&url, 4).await.expect("open postgres");
+        let db = Db::open(&url, 4)
+            .await
+            .expect("open postgres")
+            .with_secret_key(crate::secrets::SecretKey::generate());
         Some(TestDb { db, _dir: None })
     }
 

@@ -40,6 +40,7 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn(uri_limit))
         .layer(middleware::from_fn(record_metrics))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             deadline(req, next, timeout, long_timeout)
@@ -83,9 +84,8 @@ async fn deadline(req: Request, next: Next, short: Duration, long: Duration) -> 
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(resp) => resp,
         Err(_) => {
-            // 408 keeps the code of its class (see `code_for_status`).
             let mut resp = error_response(
-                code_for_status(StatusCode::REQUEST_TIMEOUT),
+                ErrorCode::RequestTimeout,
                 format!("the request took longer than {} s", limit.as_secs()),
             );
             *resp.status_mut() = StatusCode::REQUEST_TIMEOUT;
@@ -94,6 +94,22 @@ async fn deadline(req: Request, next: Next, short: Duration, long: Duration) -> 
             resp
         }
     }
+}
+
+/// Longest URL (path and query string) served; longer ones get 414 with a
+/// JSON body here, well below the HTTP server's own header limit (whose 431
+/// would have no body).
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+async fn uri_limit(req: Request, next: Next) -> Response<Body> {
+    let len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if len > MAX_URI_BYTES {
+        return error_response(
+            ErrorCode::UriTooLong,
+            format!("the URL is {len} bytes; at most {MAX_URI_BYTES} are accepted"),
+        );
+    }
+    next.run(req).await
 }
 
 async fn not_found(req: Request) -> impl IntoResponse {

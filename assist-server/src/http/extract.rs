@@ -1,7 +1,8 @@
 //! Request extractors whose rejections are our JSON error bodies.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
@@ -49,6 +50,38 @@ fn json_rejection(r: JsonRejection) -> ApiError {
             }
         }
         other => ApiError::InvalidJson(other.body_text()),
+    }
+}
+
+/// Like `axum::extract::Query`, but a query string that does not parse is
+/// `{code: "invalid_query"}` (400), not a JSON error.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Query(v)),
+            Err(rejection) => Err(ApiError::InvalidQuery(rejection.body_text())),
+        }
+    }
+}
+
+/// A list's `limit` query parameter: `default` when absent; anything
+/// outside `1..=max` is refused (422) the same way on every list.
+pub fn page_limit(limit: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
+    match limit {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::invalid(format!(
+            "`limit` is {n}; it must be between 1 and {max}"
+        ))),
     }
 }
 

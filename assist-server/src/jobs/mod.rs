@@ -231,11 +231,48 @@ fn lease_lost(lease: &Lease) -> DbError {
 pub struct JobQueue {
     db: Db,
     config: QueueConfig,
+    /// The node whose runners lease through this queue, if known.
+    node: Option<String>,
 }
 
 impl JobQueue {
     pub fn new(db: Db, config: QueueConfig) -> Self {
-        JobQueue { db, config }
+        JobQueue {
+            db,
+            config,
+            node: None,
+        }
+    }
+
+    /// This queue as used by node `node` (a stable id of its data
+    /// directory): its runners' leases carry it, so after a crash the
+    /// restarted node can take its own jobs back ([`JobQueue::reclaim_node`]).
+    pub fn on_node(mut self, node: impl Into<String>) -> Self {
+        self.node = Some(node.into());
+        self
+    }
+
+    /// The node this queue's runners lease for, if known.
+    pub fn node(&self) -> Option<&str> {
+        self.node.as_deref()
+    }
+
+    /// At start, before any runner of this node exists: every job still
+    /// leased by this node belonged to the process that died, so its lease is
+    /// expired now instead of after `job_lease_secs` (the next lease takes it
+    /// over, or dead-letters it if that was its last attempt). Returns how many.
+    pub async fn reclaim_node(&self) -> DbResult<u64> {
+        let Some(node) = &self.node else {
+            return Ok(0);
+        };
+        let n = sqlx::query(
+            "UPDATE jobs SET lease_until = 0 WHERE state = 'running' AND lease_owner LIKE $1",
+        )
+        .bind(format!("{node}:%"))
+        .execute(self.db.pool())
+        .await?
+        .rows_affected();
+        Ok(n)
     }
 
     pub fn config(&self) -> &QueueConfig {

@@ -93,7 +93,8 @@ impl JobRunner {
             .map(|i| {
                 let runner = self.clone();
                 let shutdown = shutdown.clone();
-                let owner = format!("{}:{}:{i}", hostname(), std::process::id());
+                let node = self.queue.node().map_or_else(hostname, str::to_string);
+                let owner = format!("{node}:{}:{i}", std::process::id());
                 tokio::spawn(async move { runner.run_loop(owner, shutdown).await })
             })
             .collect()

@@ -202,14 +202,27 @@ pub fn check_language(language: &str) -> Result<String, ApiError> {
         "en-us" | "en-gb" | "english" => "en".to_string(),
         _ => l,
     };
-    if (2..=3).contains(&l.len()) && l.chars().all(|c| c.is_ascii_lowercase()) {
+    if WHISPER_LANGUAGES.contains(&l.as_str()) {
         Ok(l)
     } else {
         Err(ApiError::invalid(format!(
-            "language `{language}` is not a language code such as `zh` or `en`"
+            "language `{language}` is not one Whisper knows; use a code such as `zh` or `en`, or leave it out to detect it"
         )))
     }
 }
+
+/// The language codes Whisper's multilingual vocabularies have a token for.
+/// Checked at the door: an unknown code would otherwise fail every attempt
+/// of the transcription job.
+const WHISPER_LANGUAGES: [&str; 100] = [
+    "en", "zh", "de", "es", "ru", "ko", "fr", "ja", "pt", "tr", "pl", "ca", "nl", "ar", "sv", "it",
+    "id", "hi", "fi", "vi", "he", "uk", "el", "ms", "cs", "ro", "da", "hu", "ta", "no", "th", "ur",
+    "hr", "bg", "lt", "la", "mi", "ml", "cy", "sk", "te", "fa", "lv", "bn", "sr", "az", "sl", "kn",
+    "et", "mk", "br", "eu", "is", "hy", "ne", "mn", "bs", "kk", "sq", "sw", "gl", "mr", "pa", "si",
+    "km", "sn", "yo", "so", "af", "oc", "ka", "be", "tg", "sd", "gu", "am", "yi", "lo", "uz", "fo",
+    "ht", "ps", "tk", "nn", "mt", "sa", "lb", "my", "bo", "tl", "mg", "as", "tt", "haw", "ln",
+    "ha", "ba", "jw", "su", "yue",
+];
 
 #[cfg(test)]
 mod tests {

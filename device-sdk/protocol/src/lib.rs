@@ -36,6 +36,12 @@ pub enum ErrorCode {
     InvalidRequest,
     /// The body is not valid JSON, or does not match the expected shape.
     InvalidJson,
+    /// The query string does not parse, or a parameter has the wrong type.
+    InvalidQuery,
+    /// The URL (with its query string) is longer than the server accepts.
+    UriTooLong,
+    /// The request did not finish within the server's request timeout.
+    RequestTimeout,
     /// The `Content-Type` header is missing or not one this endpoint accepts.
     UnsupportedMediaType,
     /// The request body (or an uploaded file) is larger than the configured limit.
@@ -67,11 +73,14 @@ impl ErrorCode {
     pub fn is_retryable(self) -> bool {
         match self {
             ErrorCode::Overloaded
+            | ErrorCode::RequestTimeout
             | ErrorCode::NotReady
             | ErrorCode::RateLimited
             | ErrorCode::Internal => true,
             ErrorCode::InvalidRequest
             | ErrorCode::InvalidJson
+            | ErrorCode::InvalidQuery
+            | ErrorCode::UriTooLong
             | ErrorCode::UnsupportedMediaType
             | ErrorCode::PayloadTooLarge
             | ErrorCode::Unauthorized
@@ -88,6 +97,9 @@ impl ErrorCode {
         match self {
             ErrorCode::InvalidRequest => "invalid_request",
             ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::InvalidQuery => "invalid_query",
+            ErrorCode::UriTooLong => "uri_too_long",
+            ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::Unauthorized => "unauthorized",

@@ -85,7 +85,13 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
     if !args.keep_serving {
         config.storage.data_dir = scratch.clone();
         config.storage.database_url = None;
+        // The scratch database's secrets are sealed with a scratch key.
+        config.storage.secret_key_file = None;
+        config.storage.secret_key = None;
     }
+    // The demo's webhook receiver listens on loopback, over plain HTTP.
+    config.alerts.webhook_allow_http = true;
+    config.alerts.webhook_allow_private_targets = true;
     let lock = DataDirLock::acquire(&config.storage.data_dir)?;
     let mut state = AppState::open(&config).await?;
     state.start_search().await?;

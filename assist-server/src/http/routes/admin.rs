@@ -2,12 +2,13 @@
 //! tokens, and looks after the job queue. Everything is scoped to the
 //! admin's own organisation and recorded in the audit log.
 
+use crate::http::extract::Query;
 use assist_protocol::{
     CreateDevice, CreateTeam, CreateToken, CreateUser, CreatedToken, Device, Org, Role, Team,
     TokenInfo, User,
 };
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use serde::Deserialize;
@@ -270,7 +271,11 @@ async fn list_jobs(
     caller.require(&[Role::Admin])?;
     let jobs = state
         .jobs
-        .list(caller.org_id(), filter.state, filter.limit.unwrap_or(100))
+        .list(
+            caller.org_id(),
+            filter.state,
+            crate::http::extract::page_limit(filter.limit, 100, 1000)?,
+        )
         .await?;
     Ok(Json(jobs.iter().map(job_view).collect()))
 }

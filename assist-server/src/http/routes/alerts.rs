@@ -11,9 +11,10 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
 
+use crate::http::extract::Query;
 use assist_protocol::Role;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
@@ -96,9 +97,14 @@ async fn list(
                 status: q.status,
                 conversation_id: q.conversation_id,
                 call_id: q.call_id,
-                limit: q.limit.unwrap_or(100),
+                limit: crate::http::extract::page_limit(q.limit, 100, 1000)?,
             },
         )
+        .await?;
+    // Each alert carries a snippet of what was said.
+    state
+        .db
+        .audit(caller.audit("alert.list", "alert", None))
         .await?;
     Ok(axum::Json(rows.iter().map(AlertView::from).collect()))
 }
@@ -134,6 +140,10 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<axum::Json<AlertDetail>, ApiError> {
     let alert = visible(&state, &caller, &id).await?;
+    state
+        .db
+        .audit(caller.audit("alert.read", "alert", Some(&alert.id)))
+        .await?;
     let events = state
         .db
         .risk_events(caller.org_id(), Some(&alert.id), None, None)
@@ -268,6 +278,12 @@ async fn stream(
         Some(id) => id,
         None => state.db.alert_log_head().await?,
     };
+    // One record per connection: the stream carries every alert's evidence.
+    let from = after.to_string();
+    state
+        .db
+        .audit(caller.audit("alert.stream", "alert_log", Some(&from)))
+        .await?;
     let cursor = Cursor {
         head: state.alerts.subscribe(),
         org_id: caller.org_id().to_string(),

@@ -8,10 +8,11 @@
 //! metrics (no transcript text): a rep their own, a manager their team's and
 //! its reps', compliance and admins any.
 
+use crate::http::extract::Query;
 use assist_protocol::Role;
 use assist_protocol::analysis::AnalysisDocument;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::{get, patch};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -43,12 +44,11 @@ async fn call_analysis(
         .await
         .map_err(|_| ApiError::not_found(format!("no call `{id}`")))?;
     crate::http::routes::calls::may_see(&caller, &call)?;
-    if matches!(caller.role(), Role::Compliance | Role::Admin) {
-        state
-            .db
-            .audit(caller.audit("analysis.read", "call", Some(&call.id)))
-            .await?;
-    }
+    // The analysis quotes the call: audited like the transcript, whoever reads it.
+    state
+        .db
+        .audit(caller.audit("analysis.read", "call", Some(&call.id)))
+        .await?;
     let Some(a) = state.db.analysis_for_call(&id).await? else {
         let why = if call.transcribed_at.is_none() {
             "the call is not transcribed yet; its analysis follows the transcript"
@@ -142,7 +142,7 @@ async fn list_tasks(
     let mut f = TaskFilter {
         status: q.status.clone(),
         call_id: q.call_id.clone(),
-        limit: q.limit.unwrap_or(200),
+        limit: crate::http::extract::page_limit(q.limit, 200, 1000)?,
         ..TaskFilter::default()
     };
     if let Some(s) = &q.status {
@@ -184,6 +184,11 @@ async fn list_tasks(
         f.due_before = Some(f.due_before.map_or(at, |d| d.min(at)));
     }
     let rows = state.db.list_tasks(caller.org_id(), &f).await?;
+    // Tasks carry verbatim quotes of the call.
+    state
+        .db
+        .audit(caller.audit("task.list", "task", f.call_id.as_deref()))
+        .await?;
     Ok(axum::Json(rows.into_iter().map(TaskView::from).collect()))
 }
 
@@ -244,6 +249,10 @@ async fn update_task(
     let updated = state
         .db
         .update_task(&id, p.status.as_deref(), p.title.as_deref(), due_at)
+        .await?;
+    state
+        .db
+        .audit(caller.audit("task.update", "task", Some(&id)))
         .await?;
     Ok(axum::Json(TaskView::from(updated)))
 }

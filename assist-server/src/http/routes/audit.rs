@@ -1,9 +1,10 @@
 //! `GET /v1/audit`: the audit log, for compliance officers and admins.
 //! Reading the log is itself recorded.
 
+use crate::http::extract::Query;
 use assist_protocol::{AuditEntry, Page, Role};
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use serde::Deserialize;
 
@@ -31,10 +32,10 @@ struct Params {
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    params: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
+    params: Result<Query<Params>, ApiError>,
 ) -> Result<Json<Page<AuditEntry>>, ApiError> {
     caller.require(&[Role::Compliance, Role::Admin])?;
-    let Query(p) = params.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let Query(p) = params?;
     let time = |name: &str, v: &Option<String>| -> Result<Option<i64>, ApiError> {
         match v {
             None => Ok(None),
@@ -52,10 +53,7 @@ async fn list(
                 .map_err(|_| ApiError::invalid("`cursor` is not valid"))?,
         ),
     };
-    let limit = p.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid("`limit` must be between 1 and 1000"));
-    }
+    let limit = crate::http::extract::page_limit(p.limit, 100, 1000)?;
     let q = AuditQuery {
         from_ms: time("from", &p.from)?,
         to_ms: time("to", &p.to)?,

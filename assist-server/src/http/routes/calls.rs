@@ -7,7 +7,7 @@
 
 use assist_protocol::Role;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,7 +18,7 @@ use crate::calls::call_status;
 use crate::calls::intake::{CallMetadata, CallView, SegmentView, accept_recording};
 use crate::db::calls::{CallRow, CallScope, CallSegment};
 use crate::error::ApiError;
-use crate::http::extract::multipart_err;
+use crate::http::extract::{Query, multipart_err};
 use crate::state::AppState;
 
 pub fn router(max_upload_bytes: usize) -> Router<AppState> {
@@ -193,10 +193,7 @@ async fn list(
                 ApiError::invalid(format!("before `{t}` is not an RFC 3339 time"))
             })?),
         };
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::invalid("limit must be between 1 and 500"));
-    }
+    let limit = crate::http::extract::page_limit(q.limit, 50, 500)?;
     let calls = state
         .db
         .list_calls(caller.org_id(), &scope, limit, before)

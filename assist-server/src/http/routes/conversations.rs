@@ -8,7 +8,7 @@
 
 use assist_protocol::Role;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +18,7 @@ use crate::db::alerts::RiskEventRow;
 use crate::db::chats::{Channel, ConversationRow, MessageRow, Sender};
 use crate::error::ApiError;
 use crate::http::extract::Json;
+use crate::http::extract::Query;
 use crate::state::AppState;
 use crate::time::rfc3339;
 
@@ -119,12 +120,11 @@ async fn show(
 ) -> Result<axum::Json<ConversationView>, ApiError> {
     let c = state.db.get_conversation(caller.org_id(), &id).await?;
     may_see(&caller, &c)?;
-    if matches!(caller.role(), Role::Compliance | Role::Admin) {
-        state
-            .db
-            .audit(caller.audit("conversation.read", "conversation", Some(&c.id)))
-            .await?;
-    }
+    // Every read of chat text is audited, whoever reads it.
+    state
+        .db
+        .audit(caller.audit("conversation.read", "conversation", Some(&c.id)))
+        .await?;
     let messages = state.db.conversation_messages(caller.org_id(), &id).await?;
     let events = state
         .db
@@ -166,7 +166,7 @@ async fn list(
             caller.org_id(),
             rep.as_deref(),
             team.as_deref(),
-            q.limit.unwrap_or(100).clamp(1, 1000),
+            crate::http::extract::page_limit(q.limit, 100, 1000)?,
         )
         .await?;
     Ok(axum::Json(rows.into_iter().map(view).collect()))

@@ -6,13 +6,14 @@
 //! editor saw — so a concurrent edit is a 409, never a silent overwrite.
 //! Managers read scripts; compliance and admins read both kinds.
 
+use crate::http::extract::Query;
 use assist_knowledge_base::io::{Format, decode_utf8, parse_lexicon, parse_scripts};
 use assist_knowledge_base::validate::Limits;
 use assist_knowledge_base::{Kind, LexiconContent, ReviewPolicy, ScriptContent, Status};
 use assist_protocol::{ErrorCode, Role};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -151,16 +152,16 @@ async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Path(kind): Path<String>,
-    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+    params: Result<Query<ListParams>, ApiError>,
 ) -> Result<Json<Vec<ItemView>>, ApiError> {
     let kind = kind_of(&kind)?;
     may_read(&caller, kind)?;
-    let Query(p) = params.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let Query(p) = params?;
     let filter = KbFilter {
         status: p.status,
         label: p.scenario.or(p.category),
         language: p.language,
-        limit: p.limit.unwrap_or(100),
+        limit: crate::http::extract::page_limit(p.limit, 100, 1000)?,
         offset: p.offset.unwrap_or(0),
     };
     let items = state.db.kb_list(caller.org_id(), kind, &filter).await?;
@@ -375,12 +376,12 @@ async fn import(
     State(state): State<AppState>,
     caller: Caller,
     Path(kind): Path<String>,
-    params: Result<Query<ImportParams>, axum::extract::rejection::QueryRejection>,
+    params: Result<Query<ImportParams>, ApiError>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
     let kind = kind_of(&kind)?;
     may_edit(&caller)?;
-    let Query(p) = params.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let Query(p) = params?;
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge(format!(
@@ -479,11 +480,11 @@ async fn export(
     State(state): State<AppState>,
     caller: Caller,
     Path(kind): Path<String>,
-    params: Result<Query<ExportParams>, axum::extract::rejection::QueryRejection>,
+    params: Result<Query<ExportParams>, ApiError>,
 ) -> Result<Response, ApiError> {
     let kind = kind_of(&kind)?;
     may_read(&caller, kind)?;
-    let Query(p) = params.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let Query(p) = params?;
     let format = match p.format.as_deref() {
         None => Format::Jsonl,
         Some(f) => Format::parse(f).ok_or_else(|| {

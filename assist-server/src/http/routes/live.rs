@@ -13,14 +13,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::http::extract::Query;
 use assist_protocol::ErrorCode;
 use assist_protocol::live::{
     AudioLayout, ClientMessage, Limits, MAX_AUDIO_FRAME_BYTES, MAX_TEXT_FRAME_BYTES, Ready,
     SAMPLE_RATE, ServerMessage, Speaker, Start, close,
 };
 use axum::Router;
+use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use axum::routing::get;

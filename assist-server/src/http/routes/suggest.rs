@@ -3,13 +3,13 @@
 
 use assist_indexer::retriever::Mode;
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use serde::Deserialize;
 
 use crate::caller::Caller;
 use crate::error::ApiError;
-use crate::http::extract::Json;
+use crate::http::extract::{Json, Query};
 use crate::state::AppState;
 use crate::suggest::{self, SuggestQuery, SuggestResponse, query_text};
 
@@ -82,9 +82,9 @@ struct SearchParams {
 async fn kb_search(
     State(state): State<AppState>,
     caller: Caller,
-    params: Result<Query<SearchParams>, axum::extract::rejection::QueryRejection>,
+    params: Result<Query<SearchParams>, ApiError>,
 ) -> Result<Json<SuggestResponse>, ApiError> {
-    let Query(p) = params.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let Query(p) = params?;
     if p.q.trim().is_empty() {
         return Err(ApiError::invalid("`q` must not be empty"));
     }

@@ -141,6 +141,7 @@ async fn create(
     if let Some(l) = &meta.language {
         crate::speech::check_language(l)?;
     }
+    crate::calls::intake::call_owner(&state.db, &caller, &meta).await?;
     let row = UploadRow {
         id: format!("upl_{}", uuid::Uuid::now_v7().simple()),
         org_id: caller.org_id().to_string(),
