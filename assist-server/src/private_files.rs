@@ -4,9 +4,9 @@
 //! [`secure_data_dir`] runs before anything opens the directory: it sets the
 //! process umask to 077 (so the database, its WAL, audio, partial uploads and
 //! indexes are created private, whoever creates them), creates the directory
-//! 0700, refuses to start when an existing directory is open to other users
-//! (the operator decides, with the `chmod` to run in the message), and
-//! tightens files an earlier version left readable, with a warning.
+//! 0700, tightens an existing directory open to other users and the files an
+//! earlier version left readable, with a warning, and refuses to start when
+//! it cannot (the message names the `chmod` to run).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -45,7 +45,18 @@ pub fn secure_data_dir(data_dir: &Path) -> anyhow::Result<()> {
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(data_dir)?.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
+        // A directory made with the usual umask (0755) is ours to tighten;
+        // one we cannot tighten is refused, with the command to run.
+        if mode & 0o077 != 0
+            && std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(mode & 0o700))
+                .is_ok()
+        {
+            tracing::warn!(
+                dir = %data_dir.display(),
+                was = format!("{mode:o}"),
+                "the data directory was open to other users; now 0700"
+            );
+        } else if mode & 0o077 != 0 {
             anyhow::bail!(
                 "the data directory {} is open to other users (mode {mode:o}{}); it holds \
                  transcripts and recordings: run `chmod 700 {}` and start again",
