@@ -1,5 +1,5 @@
-//! The assist service: HTTP API, storage, job queue, access control and the
-//! `assist` command line.
+//! The assist service library, laid out by flow (see `ARCHITECTURE.md` at
+//! the root of the repository for the crate map and the three flows).
 //!
 //! How the pieces fit together:
 //!
@@ -8,16 +8,19 @@
 //! - [`db::Db`] opens the embedded SQLite database (default) or PostgreSQL and
 //!   runs the versioned migrations; [`jobs::JobQueue`] is the durable queue on
 //!   top of it and [`jobs::JobRunner`] leases and runs jobs.
-//! - [`state::AppState`] holds the database, the model store and everything a
-//!   handler needs; [`app::app`] turns it into an axum `Router`.
-//! - [`error::ApiError`] is what every handler returns on failure; its HTTP
-//!   status is decided in exactly one place, [`http_status`].
-//! - [`serve::serve`] runs the server with graceful shutdown; [`cli`] wires the
-//!   subcommands (`serve`, `models`, `admin`, `demo`).
+//! - The flows: [`calls`] (intake, transcription, analysis jobs), [`chats`],
+//!   [`live`] (live call sessions), each raising alerts through the one path
+//!   [`alerts::AlertIngest`]; [`suggest`] finds approved scripts.
+//! - [`state::AppState`] holds the database, the models and everything a
+//!   request needs; [`http::app()`] turns it into an axum `Router`. Only
+//!   [`http`] speaks HTTP: services return [`error::ApiError`] kinds, whose
+//!   status is decided in one place, [`http::status`].
+//! - [`serve::serve`] runs the server with graceful shutdown; the `assist`
+//!   binary and its commands are the `assist-cli` crate.
 //!
 //! ```no_run
 //! # async fn example() -> anyhow::Result<()> {
-//! use assist_server::{app::app, config::Config, state::AppState};
+//! use assist_server::{config::Config, http::app, state::AppState};
 //! let config = Config::default();
 //! let state = AppState::open(&config).await?;
 //! let router = app(state);

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 /// Wakes SSE streams when the alert log grows, and serialises log writers
-/// within this process (across processes, see [`store::lock_alert_log`]).
+/// within this process (across processes, see [`crate::db::alerts::lock_alert_log`]).
 #[derive(Debug, Clone)]
 pub struct AlertHub {
     head: Arc<tokio::sync::watch::Sender<i64>>,

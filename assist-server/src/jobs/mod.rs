@@ -16,7 +16,7 @@
 //! that completes it ([`JobQueue::complete_with`]), so a re-run after a crash
 //! either sees no effect or sees the job already done.
 //!
-//! [`JobQueue`] (this file) stores, leases and completes jobs; [`runner`]
+//! [`JobQueue`] (this file) stores, leases and completes jobs; `runner`
 //! holds the [`JobHandler`] trait and the [`JobRunner`] that leases jobs for
 //! a set of handlers and runs them with heartbeats.
 

@@ -10,7 +10,7 @@
 //! - per speaker, the **latest partial** only: a newer partial replaces an
 //!   unsent one (counted, and reported with `dropped`), so under
 //!   backpressure partials go first;
-//! - per audio channel, a [`StreamingTranscriber`] (behind a mutex, so a job
+//! - per audio channel, a [`assist_models::speech::streaming::StreamingTranscriber`] (behind a mutex, so a job
 //!   refused by the busy Whisper thread loses nothing), the audio not yet
 //!   given to it, and how much arrived;
 //! - the row in `live_sessions`; every final is stored in `live_segments`

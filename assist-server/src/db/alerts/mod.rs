@@ -7,7 +7,7 @@
 //! `Last-Event-ID` misses nothing. Writers of the log are serialised (see
 //! [`crate::alerts::AlertHub`]) so `seq` order is commit order.
 //!
-//! This file holds the rows and the reads; [`write`] the writes made inside
+//! This file holds the rows and the reads; `write` the writes made inside
 //! the alert path's transaction.
 
 use serde::Serialize;

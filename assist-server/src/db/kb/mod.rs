@@ -6,7 +6,7 @@
 //! written. Each operation is one transaction that starts with its write.
 //!
 //! This file holds the types, row mapping and the plain reads and writes;
-//! [`review`] the workflow steps with the four-eyes check; [`import`] bulk
+//! `review` the workflow steps with the four-eyes check; `import` bulk
 //! imports in one transaction.
 
 use assist_knowledge_base::validate::{FieldError, Limits, validate_lexicon, validate_script};

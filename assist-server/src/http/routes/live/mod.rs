@@ -10,8 +10,8 @@
 //!   partials; a send that does not complete within `live_stall_timeout_secs`
 //!   ends the connection (4408), the session waits for a resume.
 //!
-//! This file upgrades and runs a connection; [`open`] starts or resumes its
-//! session, [`reader`] and [`writer`] are the two halves.
+//! This file upgrades and runs a connection; `open` starts or resumes its
+//! session, `reader` and `writer` are the two halves.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
