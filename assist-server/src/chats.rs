@@ -221,17 +221,25 @@ pub async fn post_messages(
     } else {
         HashSet::new()
     };
-    let fresh = |c: &Incoming| !c.duplicate_in_batch && !known.contains(&c.msg.client_message_id);
-    let lines: Vec<Line<'_>> = incoming
+    // Line `l` of the check is message `line_msg[l]` of the batch.
+    let line_msg: Vec<usize> = (0..incoming.len())
+        .filter(|&i| {
+            let c = &incoming[i];
+            !c.duplicate_in_batch && !known.contains(&c.msg.client_message_id)
+        })
+        .collect();
+    let lines: Vec<Line<'_>> = line_msg
         .iter()
-        .filter(|c| fresh(c))
-        .map(|c| Line {
-            origin: Origin::Chat {
-                conversation_id: conversation_id.to_string(),
-                message_id: c.msg.id.clone(),
-            },
-            speaker: Speaker::from(c.msg.sender),
-            text: &c.msg.text,
+        .map(|&i| {
+            let c = &incoming[i];
+            Line {
+                origin: Origin::Chat {
+                    conversation_id: conversation_id.to_string(),
+                    message_id: c.msg.id.clone(),
+                },
+                speaker: Speaker::from(c.msg.sender),
+                text: &c.msg.text,
+            }
         })
         .collect();
     // Alerts go to the conversation's team (a rep who moved keeps old chats there).
@@ -244,10 +252,6 @@ pub async fn post_messages(
         },
     };
     let checked = ingest.check(owner, &lines).await?;
-    // Line `l` of the check is message `line_msg[l]` of the batch.
-    let line_msg: Vec<usize> = (0..incoming.len())
-        .filter(|&i| fresh(&incoming[i]))
-        .collect();
     drop(lines);
 
     let new_conversation = NewConversation {

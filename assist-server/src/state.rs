@@ -183,12 +183,6 @@ impl AppState {
         }
     }
 
-    /// After an alert status change commits: wake the streams and queue its
-    /// webhooks.
-    pub async fn publish_alerts(&self, raised: &crate::alerts::Raised) {
-        self.alert_ingest().publish(raised).await;
-    }
-
     /// Startup repair for alerts: point the stream at the log's head and
     /// queue webhook deliveries a crash left without a job.
     pub async fn start_alerts(&self) -> anyhow::Result<()> {

@@ -22,7 +22,6 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use assist_protocol::Speaker;
-use assist_risk::RiskHit;
 use serde_json::Value;
 
 use super::hub::AlertHub;
@@ -64,14 +63,6 @@ impl Checked {
     /// No line had a hit.
     pub fn is_empty(&self) -> bool {
         self.hits.is_empty()
-    }
-
-    /// The hits of line `line`, in the engine's order.
-    pub fn hits_of(&self, line: usize) -> impl Iterator<Item = &RiskHit> {
-        self.hits
-            .iter()
-            .filter(move |(l, _)| *l == line)
-            .map(|(_, h)| &h.hit)
     }
 }
 
