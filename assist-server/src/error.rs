@@ -28,6 +28,10 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A key the caller chose was used before for other content or by
+    /// another caller (409 `idempotency_conflict`).
+    #[error("{0}")]
+    IdempotencyConflict(String),
     #[error("{message}")]
     Overloaded {
         message: String,
@@ -53,6 +57,7 @@ impl ApiError {
             ApiError::Forbidden(_) => ErrorCode::Forbidden,
             ApiError::NotFound(_) => ErrorCode::NotFound,
             ApiError::Conflict(_) => ErrorCode::Conflict,
+            ApiError::IdempotencyConflict(_) => ErrorCode::IdempotencyConflict,
             ApiError::Overloaded { .. } => ErrorCode::Overloaded,
             ApiError::NotReady(_) => ErrorCode::NotReady,
             ApiError::ModelMissing(_) => ErrorCode::ModelMissing,
@@ -85,6 +90,7 @@ impl From<crate::db::DbError> for ApiError {
             DbError::Conflict(what) => ApiError::Conflict(what),
             DbError::Invalid(what) => ApiError::InvalidRequest(what),
             DbError::Forbidden(what) => ApiError::Forbidden(what),
+            DbError::KeyConflict(what) => ApiError::IdempotencyConflict(what),
             DbError::Sqlx(e) => ApiError::Internal(e.into()),
             DbError::Migrate(e) => ApiError::Internal(e.into()),
         }

@@ -231,15 +231,14 @@ enum UploadFail {
     Storage(Error),
 }
 
+/// A 409 about the upload's offset (resync and go on), not a reused key
+/// (`idempotency_conflict`, which is final).
 fn is_conflict(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::Api { status: 409, .. }
-            | Error::Api {
-                code: Some(ErrorCode::Conflict),
-                ..
-            }
-    )
+    match e {
+        Error::Api { code: Some(c), .. } => *c == ErrorCode::Conflict,
+        Error::Api { status, .. } => *status == 409,
+        _ => false,
+    }
 }
 
 fn is_gone(e: &Error) -> bool {

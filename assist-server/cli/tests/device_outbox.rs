@@ -279,6 +279,17 @@ async fn a_thousand_queued_items_are_stored_once_despite_cuts_and_server_kills()
             .fetch_all(db.pool())
             .await
             .unwrap();
+    // Keys are stored scoped to the uploader: `<user id>/<key>`.
+    let calls: Vec<(String, Option<String>, String)> = calls
+        .into_iter()
+        .map(|(id, k, path)| {
+            let k = k.map(|k| {
+                k.split_once('/')
+                    .map_or(k.clone(), |(_, key)| key.to_string())
+            });
+            (id, k, path)
+        })
+        .collect();
     assert_eq!(calls.len(), expected.uploads.len(), "{calls:?}");
     let call_keys: BTreeSet<&String> = calls.iter().filter_map(|(_, k, _)| k.as_ref()).collect();
     assert_eq!(call_keys, expected.uploads.keys().collect());
@@ -571,7 +582,7 @@ async fn uploads_snapshot(db_url: &str) -> Vec<UploadSnapshot> {
     let db = Db::open(db_url, 1).await.unwrap();
     let rows: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
         "SELECT u.upload_key, u.state, u.received, u.size, \
-         (SELECT COUNT(*) FROM calls c WHERE c.idempotency_key = u.upload_key) \
+         (SELECT COUNT(*) FROM calls c WHERE c.idempotency_key = u.user_id || '/' || u.upload_key) \
          FROM uploads u ORDER BY u.upload_key",
     )
     .fetch_all(db.pool())

@@ -141,6 +141,17 @@ pub async fn accept_recording(
     let decoded = decode_upload(state.config, bytes.clone()).await?;
     let layout = resolve_layout(meta.channel_layout, decoded.channels.len())?;
 
+    // A key this uploader used before: the same recording is a retry (the
+    // first call, 200); another recording is refused, never dropped.
+    if let Some(k) = &idempotency_key
+        && let Some(call) = state
+            .db
+            .call_by_key(caller.org_id(), &caller.user.id, k)
+            .await?
+    {
+        check_same_recording(&call, k, &rep.id, &sha)?;
+        return existing_call(state, call).await;
+    }
     // A live session of this call reserved its id: the recording becomes that
     // call, so live and post-call alerts of one call are one alert.
     let reserved = match &idempotency_key {
@@ -150,12 +161,11 @@ pub async fn accept_recording(
     if let Some(id) = &reserved
         && let Ok(call) = state.db.get_call(id).await
     {
-        // Already uploaded: never write over (or delete) its stored audio.
-        let job = match call.job_id {
-            Some(j) => state.jobs.get(j).await.ok(),
-            None => None,
-        };
-        return Ok((CallView::new(call, job.as_ref()), false));
+        // Already uploaded (by the rep's phone, or a manager for them):
+        // never write over (or delete) its stored audio.
+        let k = idempotency_key.as_deref().unwrap_or_default();
+        check_same_recording(&call, k, &rep.id, &sha)?;
+        return existing_call(state, call).await;
     }
     let shared = reserved.is_some();
     let call_id = reserved.unwrap_or_else(|| format!("call_{}", uuid::Uuid::now_v7().simple()));
@@ -194,8 +204,10 @@ pub async fn accept_recording(
         }
     };
     if !created {
-        // A retried upload: keep the first one's audio only.
+        // Another request with this key won a race: keep its audio only.
         let _ = std::fs::remove_file(&path);
+        let k = new.idempotency_key.as_deref().unwrap_or_default();
+        check_same_recording(&call, k, &rep.id, &new.audio_sha256)?;
     }
     let job_id = enqueue_transcription(state.jobs, &call).await?;
     if created {
@@ -208,6 +220,35 @@ pub async fn accept_recording(
     let mut call = call;
     call.job_id = Some(job_id);
     Ok((CallView::new(call, job.as_ref()), created))
+}
+
+/// A retried recording must be the same file for the same rep; anything else
+/// under a used key is a 409 (the caller keeps its recording and sends it
+/// with a new key).
+fn check_same_recording(
+    call: &CallRow,
+    key: &str,
+    rep_id: &str,
+    sha: &str,
+) -> Result<(), ApiError> {
+    if call.audio_sha256 == sha && call.rep_user_id == rep_id {
+        return Ok(());
+    }
+    Err(ApiError::IdempotencyConflict(format!(
+        "the key `{key}` was already used for a different recording (call {}); send this recording with a new Idempotency-Key / client_call_id",
+        call.id
+    )))
+}
+
+/// An earlier call returned for a retried upload, with its job. The job is
+/// queued again if a crash came between storing the call and queueing it
+/// (the job's own idempotency key makes this a no-op otherwise).
+async fn existing_call(state: Intake<'_>, call: CallRow) -> Result<(CallView, bool), ApiError> {
+    let job_id = enqueue_transcription(state.jobs, &call).await?;
+    let job = state.jobs.get(job_id).await.ok();
+    let mut call = call;
+    call.job_id = Some(job_id);
+    Ok((CallView::new(call, job.as_ref()), false))
 }
 
 /// Whose call a recording is (the rep) and which phone recorded it, checked

@@ -196,12 +196,25 @@ pub struct CallScope {
     pub team_id: Option<String>,
 }
 
+/// How a call's idempotency key is stored: `<uploader's user id>/<key>`, so
+/// the unique `(org_id, idempotency_key)` index makes keys unique per
+/// uploader, not per organisation (migration 0008 rewrote older rows this
+/// way). User ids never contain `/`, so the first `/` ends the scope.
+pub fn scoped_key(uploaded_by: &str, key: &str) -> String {
+    format!("{uploaded_by}/{key}")
+}
+
 impl Db {
-    /// Insert a call. With an idempotency key already used in the
-    /// organisation, returns the existing call and `false`.
+    /// Insert a call. With an idempotency key this uploader already used,
+    /// returns the existing call and `false` (the caller compares it with
+    /// what it sent). Keys are scoped to the uploader: see [`scoped_key`].
     pub async fn create_call(&self, id: &str, new: &NewCall) -> DbResult<(CallRow, bool)> {
-        if let Some(key) = &new.idempotency_key
-            && let Some(existing) = self.call_by_key(&new.org_id, key).await?
+        let key = new
+            .idempotency_key
+            .as_deref()
+            .map(|k| scoped_key(&new.uploaded_by, k));
+        if let Some(key) = &key
+            && let Some(existing) = self.call_by_scoped_key(&new.org_id, key).await?
         {
             return Ok((existing, false));
         }
@@ -228,16 +241,16 @@ impl Db {
         .bind(&new.audio_codec)
         .bind(new.duration_ms)
         .bind(&new.filename)
-        .bind(&new.idempotency_key)
+        .bind(&key)
         .bind(now_ms())
         .execute(self.pool())
         .await;
         match result {
             Ok(_) => Ok((self.get_call(id).await?, true)),
             // Two uploads with the same key raced: the other one won.
-            Err(e) if is_unique_violation(&e) => match &new.idempotency_key {
+            Err(e) if is_unique_violation(&e) => match &key {
                 Some(key) => self
-                    .call_by_key(&new.org_id, key)
+                    .call_by_scoped_key(&new.org_id, key)
                     .await?
                     .map(|c| (c, false))
                     .ok_or_else(|| DbError::Conflict("a call with that id exists".into())),
@@ -247,7 +260,18 @@ impl Db {
         }
     }
 
-    async fn call_by_key(&self, org_id: &str, key: &str) -> DbResult<Option<CallRow>> {
+    /// The call `uploaded_by` stored under idempotency key `key`, if any.
+    pub async fn call_by_key(
+        &self,
+        org_id: &str,
+        uploaded_by: &str,
+        key: &str,
+    ) -> DbResult<Option<CallRow>> {
+        self.call_by_scoped_key(org_id, &scoped_key(uploaded_by, key))
+            .await
+    }
+
+    async fn call_by_scoped_key(&self, org_id: &str, key: &str) -> DbResult<Option<CallRow>> {
         let r = sqlx::query(&format!(
             "SELECT {CALL_COLUMNS} FROM calls WHERE org_id = $1 AND idempotency_key = $2"
         ))

@@ -90,6 +90,29 @@ pub struct NewMessage {
     pub sent_at: i64,
 }
 
+/// What a stored message said, to tell a retry from a reused id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredContent {
+    pub sender: String,
+    pub text: String,
+    pub sent_at: i64,
+}
+
+impl StoredContent {
+    /// Whether `m` is this message sent again.
+    pub fn is(&self, m: &NewMessage) -> bool {
+        self.sender == m.sender.as_str() && self.text == m.text && self.sent_at == m.sent_at
+    }
+}
+
+fn stored_content(r: &AnyRow) -> DbResult<StoredContent> {
+    Ok(StoredContent {
+        sender: r.try_get("sender")?,
+        text: r.try_get("text")?,
+        sent_at: r.try_get("sent_at")?,
+    })
+}
+
 /// A stored message.
 #[derive(Debug, Clone, Serialize)]
 pub struct MessageRow {
@@ -159,7 +182,20 @@ pub async fn ensure_conversation(
     .bind(&new.id)
     .fetch_one(&mut **tx)
     .await?;
-    conversation_row(&r)
+    let row = conversation_row(&r)?;
+    if row.rep_user_id != new.rep_user_id {
+        // Another rep's phone created it first (perhaps a moment ago).
+        return Err(DbError::KeyConflict(taken_conversation(&new.id)));
+    }
+    Ok(row)
+}
+
+/// Why a conversation id another rep's phone uses cannot be used.
+pub fn taken_conversation(id: &str) -> String {
+    format!(
+        "conversation id `{id}` is already used by another rep's phone in this organisation; \
+         choose ids unique to the phone (e.g. prefix them with the device id)"
+    )
 }
 
 /// Store a message unless its client id is already in the conversation.
@@ -186,6 +222,25 @@ pub async fn insert_message(
     .execute(&mut **tx)
     .await?;
     let new = done.rows_affected() == 1;
+    if !new {
+        // Stored before (a retry, or a request racing this one): it must be
+        // the same message, or the phone reused an id for another one.
+        let r = sqlx::query(
+            "SELECT sender, text, sent_at FROM chat_messages \
+             WHERE org_id = $1 AND conversation_id = $2 AND client_message_id = $3",
+        )
+        .bind(org_id)
+        .bind(conversation_id)
+        .bind(&m.client_message_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        if !stored_content(&r)?.is(m) {
+            return Err(DbError::KeyConflict(format!(
+                "client_message_id `{}` was already used for a different message in this conversation",
+                m.client_message_id
+            )));
+        }
+    }
     if new {
         sqlx::query(
             "UPDATE conversations SET last_message_at = $1 WHERE org_id = $2 AND id = $3 AND last_message_at < $1",
@@ -230,13 +285,13 @@ impl Db {
     }
 
     /// Which of `client_ids` the conversation already holds.
-    pub async fn known_client_ids(
+    pub async fn known_messages(
         &self,
         org_id: &str,
         conversation_id: &str,
         client_ids: &[&str],
-    ) -> DbResult<std::collections::HashSet<String>> {
-        let mut known = std::collections::HashSet::new();
+    ) -> DbResult<std::collections::HashMap<String, StoredContent>> {
+        let mut known = std::collections::HashMap::new();
         // Chunks keep the statement under every backend's parameter limit.
         for chunk in client_ids.chunks(200) {
             let placeholders = (0..chunk.len())
@@ -244,15 +299,18 @@ impl Db {
                 .collect::<Vec<_>>()
                 .join(", ");
             let sql = format!(
-                "SELECT client_message_id FROM chat_messages WHERE org_id = $1 AND conversation_id = $2 \
-                 AND client_message_id IN ({placeholders})"
+                "SELECT client_message_id, sender, text, sent_at FROM chat_messages \
+                 WHERE org_id = $1 AND conversation_id = $2 AND client_message_id IN ({placeholders})"
             );
             let mut q = sqlx::query(&sql).bind(org_id).bind(conversation_id);
             for id in chunk {
                 q = q.bind(*id);
             }
             for r in q.fetch_all(self.pool()).await? {
-                known.insert(r.try_get::<String, _>("client_message_id")?);
+                known.insert(
+                    r.try_get::<String, _>("client_message_id")?,
+                    stored_content(&r)?,
+                );
             }
         }
         Ok(known)

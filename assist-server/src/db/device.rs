@@ -131,6 +131,48 @@ fn upload_row(r: &AnyRow) -> DbResult<UploadRow> {
     })
 }
 
+/// A tap on a suggestion may arrive over the live connection and again from
+/// the outbox (two payload shapes): the tap is the same when it names the
+/// same suggestion and action. Other events must match whole.
+fn same_payload(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    match (a.get("suggestion_id"), b.get("suggestion_id")) {
+        (Some(x), Some(y)) => x == y && a.get("action") == b.get("action"),
+        _ => a == b,
+    }
+}
+
+/// An event id the device sent before must carry the same event: a retry
+/// is fine, an id reused for another event is refused (never dropped).
+/// Payloads are compared as JSON values ([`same_payload`]).
+async fn same_event(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    device_id: &str,
+    event_id: &str,
+    payload: &str,
+) -> DbResult<()> {
+    let stored: String =
+        sqlx::query("SELECT payload FROM device_events WHERE device_id = $1 AND event_id = $2")
+            .bind(device_id)
+            .bind(event_id)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get("payload")?;
+    let same = match (
+        serde_json::from_str::<serde_json::Value>(&stored),
+        serde_json::from_str::<serde_json::Value>(payload),
+    ) {
+        (Ok(a), Ok(b)) => same_payload(&a, &b),
+        _ => stored == payload,
+    };
+    if same {
+        Ok(())
+    } else {
+        Err(DbError::KeyConflict(format!(
+            "event_id `{event_id}` was already used by this phone for a different event; send it with a new id"
+        )))
+    }
+}
+
 impl Db {
     /// Store a batch of events from one device. Returns, per event, whether
     /// it was new. Feedback events also mark their suggestion (first tap wins).
@@ -160,6 +202,9 @@ impl Db {
             .execute(&mut *tx)
             .await?;
             let new = done.rows_affected() == 1;
+            if !new {
+                same_event(&mut tx, device_id, &e.event_id, &e.payload).await?;
+            }
             if new && let Some((suggestion_id, action)) = &e.feedback {
                 set_feedback(
                     &mut tx,
@@ -221,6 +266,9 @@ impl Db {
         .execute(&mut *tx)
         .await?;
         let new = done.rows_affected() == 1;
+        if !new {
+            same_event(&mut tx, device_id, feedback_id, payload).await?;
+        }
         if new {
             set_feedback(
                 &mut tx,

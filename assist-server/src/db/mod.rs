@@ -52,6 +52,9 @@ pub enum DbError {
     Invalid(String),
     #[error("{0}")]
     Forbidden(String),
+    /// A key the client chose is taken by other content or another caller.
+    #[error("{0}")]
+    KeyConflict(String),
     #[error("database error: {0}")]
     Sqlx(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]

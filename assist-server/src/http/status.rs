@@ -20,7 +20,7 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
         ErrorCode::Forbidden => StatusCode::FORBIDDEN,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-        ErrorCode::Conflict => StatusCode::CONFLICT,
+        ErrorCode::Conflict | ErrorCode::IdempotencyConflict => StatusCode::CONFLICT,
         ErrorCode::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::NotReady => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::ModelMissing => StatusCode::SERVICE_UNAVAILABLE,

@@ -56,6 +56,11 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// The resource already exists, or a concurrent edit won.
     Conflict,
+    /// An idempotency key (`Idempotency-Key`, `client_call_id`, `upload_key`,
+    /// a chat's `client_message_id` or conversation id, a device `event_id`)
+    /// was already used by this caller for a different body, or by another
+    /// caller. Not retryable: send the new content with a new key.
+    IdempotencyConflict,
     /// A worker queue is full; retry after the `Retry-After` header.
     Overloaded,
     /// The service is starting up or shutting down, or a dependency is down.
@@ -88,6 +93,7 @@ impl ErrorCode {
             | ErrorCode::NotFound
             | ErrorCode::MethodNotAllowed
             | ErrorCode::Conflict
+            | ErrorCode::IdempotencyConflict
             | ErrorCode::ModelMissing => false,
         }
     }
@@ -107,6 +113,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Conflict => "conflict",
+            ErrorCode::IdempotencyConflict => "idempotency_conflict",
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::NotReady => "not_ready",
             ErrorCode::ModelMissing => "model_missing",
@@ -192,6 +199,7 @@ mod tests {
             ErrorCode::NotFound,
             ErrorCode::MethodNotAllowed,
             ErrorCode::Conflict,
+            ErrorCode::IdempotencyConflict,
             ErrorCode::Overloaded,
             ErrorCode::NotReady,
             ErrorCode::ModelMissing,

@@ -74,7 +74,7 @@ async fn post_events(
         )));
     }
     let mut rows = Vec::with_capacity(batch.events.len());
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = std::collections::HashMap::new();
     for (i, e) in batch.events.iter().enumerate() {
         check_client_id(&format!("events[{i}].event_id"), &e.event_id)?;
         let occurred_at = crate::time::parse_rfc3339(&e.occurred_at).ok_or_else(|| {
@@ -108,14 +108,24 @@ async fn post_events(
             }
             _ => None,
         };
-        if !seen.insert(e.event_id.clone()) {
-            // Repeated within the batch: the first one counts.
+        let payload = serde_json::to_string(e).map_err(ApiError::internal)?;
+        if let Some(first) = seen.get(e.event_id.as_str()) {
+            // Repeated within the batch: the first one counts, if it is the
+            // same event.
+            let f: &NewDeviceEvent = &rows[*first];
+            if f.payload != payload {
+                return Err(ApiError::IdempotencyConflict(format!(
+                    "events[{i}] reuses event_id `{}` of an earlier event in this batch for a different event",
+                    e.event_id
+                )));
+            }
             continue;
         }
+        seen.insert(e.event_id.as_str(), rows.len());
         rows.push(NewDeviceEvent {
             event_id: e.event_id.clone(),
             kind: kind_name(&e.kind).to_string(),
-            payload: serde_json::to_string(e).map_err(ApiError::internal)?,
+            payload,
             occurred_at,
             feedback,
         });

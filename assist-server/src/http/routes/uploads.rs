@@ -159,7 +159,7 @@ async fn create(
     };
     let (row, created) = state.db.create_upload(&row, now_ms()).await?;
     if !created && (row.size != req.size as i64 || row.sha256 != req.sha256.to_ascii_lowercase()) {
-        return Err(ApiError::Conflict(format!(
+        return Err(ApiError::IdempotencyConflict(format!(
             "upload_key `{}` was already used for a different file ({} bytes, sha256 {})",
             row.upload_key, row.size, row.sha256
         )));
