@@ -3,8 +3,6 @@
 //! alerts are raised in the same transaction
 //! ([`crate::alerts::AlertIngest`]).
 
-use std::collections::HashSet;
-
 use assist_protocol::{Role, Speaker};
 use serde::{Deserialize, Serialize};
 
@@ -14,7 +12,7 @@ use crate::config::AlertsConfig;
 use crate::db::alerts::RiskEventRow;
 use crate::db::chats::{
     Channel, ConversationRow, NewConversation, NewMessage, Sender, ensure_conversation,
-    insert_message,
+    insert_message, taken_conversation,
 };
 use crate::error::ApiError;
 use crate::time::{now_ms, parse_rfc3339};
@@ -120,8 +118,15 @@ fn validate(cfg: &AlertsConfig, batch: MessageBatch) -> Result<Vec<Incoming>, Ap
             cfg.chat_max_batch
         )));
     }
+    let total: usize = batch.messages.iter().map(|m| m.text.chars().count()).sum();
+    if total > cfg.chat_max_batch_chars {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "the batch's messages have {total} characters together; send at most {} per request (split the batch)",
+            cfg.chat_max_batch_chars
+        )));
+    }
     let future_limit = now_ms() + 24 * 3600 * 1000;
-    let mut seen = HashSet::new();
+    let mut seen = std::collections::HashMap::new();
     let mut out = Vec::with_capacity(batch.messages.len());
     for (i, m) in batch.messages.into_iter().enumerate() {
         check_id(
@@ -152,7 +157,22 @@ fn validate(cfg: &AlertsConfig, batch: MessageBatch) -> Result<Vec<Incoming>, Ap
                 m.sent_at
             )));
         }
-        let duplicate_in_batch = !seen.insert(m.client_message_id.clone());
+        let duplicate_in_batch = match seen.get(&m.client_message_id) {
+            None => {
+                seen.insert(m.client_message_id.clone(), out.len());
+                false
+            }
+            Some(&first) => {
+                let f: &Incoming = &out[first];
+                if f.msg.sender != m.sender || f.msg.text != m.text || f.msg.sent_at != sent_at {
+                    return Err(ApiError::IdempotencyConflict(format!(
+                        "messages[{i}] and messages[{first}] share client_message_id `{}` but differ",
+                        m.client_message_id
+                    )));
+                }
+                true
+            }
+        };
         out.push(Incoming {
             msg: NewMessage {
                 id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
@@ -195,9 +215,9 @@ pub async fn post_messages(
     if let Some(c) = &existing
         && c.rep_user_id != caller.user.id
     {
-        return Err(ApiError::forbidden(
-            "this conversation belongs to another rep's phone",
-        ));
+        return Err(ApiError::IdempotencyConflict(taken_conversation(
+            conversation_id,
+        )));
     }
     let channel = match (batch.channel, &existing) {
         (Some(ch), _) => ch,
@@ -217,15 +237,29 @@ pub async fn post_messages(
         .map(|c| c.msg.client_message_id.as_str())
         .collect();
     let known = if existing.is_some() {
-        db.known_client_ids(&org_id, conversation_id, &ids).await?
+        db.known_messages(&org_id, conversation_id, &ids).await?
     } else {
-        HashSet::new()
+        Default::default()
     };
+    // A resent message is stored once; an id reused for another message is
+    // refused with its index (nothing is stored), never dropped silently.
+    for (i, c) in incoming.iter().enumerate() {
+        let reused = match known.get(&c.msg.client_message_id) {
+            Some(stored) => !stored.is(&c.msg),
+            None => false,
+        };
+        if reused {
+            return Err(ApiError::IdempotencyConflict(format!(
+                "messages[{i}].client_message_id `{}` was already used for a different message in this conversation",
+                c.msg.client_message_id
+            )));
+        }
+    }
     // Line `l` of the check is message `line_msg[l]` of the batch.
     let line_msg: Vec<usize> = (0..incoming.len())
         .filter(|&i| {
             let c = &incoming[i];
-            !c.duplicate_in_batch && !known.contains(&c.msg.client_message_id)
+            !c.duplicate_in_batch && !known.contains_key(&c.msg.client_message_id)
         })
         .collect();
     let lines: Vec<Line<'_>> = line_msg

@@ -19,6 +19,10 @@ use crate::{Error, Result};
 
 /// Largest JSON body of one chat batch (the server accepts 8 MiB).
 const MAX_CHAT_BODY: usize = 4 * 1024 * 1024;
+/// Most message text, in characters, in one chat batch: the server's
+/// default `chat_max_batch_chars`. A server configured lower answers 413
+/// and the batch is sent in halves.
+const MAX_CHAT_CHARS: usize = 20_000;
 
 /// What one flush did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -173,19 +177,29 @@ impl Client {
     async fn deliver_chats(&self, rows: Vec<Row>, report: &mut FlushReport) -> Result<Step> {
         // Group per conversation, then cut into batches by count and size.
         let mut groups: Vec<(String, Vec<Row>)> = Vec::new();
+        // Bytes and text characters of the last group.
+        let (mut bytes, mut chars) = (0usize, 0usize);
         for row in rows {
             let conv = row.conversation_id.clone().unwrap_or_default();
             let size = row.payload.len();
+            let text = serde_json::from_str::<StoredChat>(&row.payload)
+                .map(|s| s.message.text.chars().count())
+                .unwrap_or(0);
             match groups.last_mut() {
                 Some((c, g))
                     if *c == conv
                         && g.len() < self.config.chat_batch
-                        && g.iter().map(|r| r.payload.len()).sum::<usize>() + size
-                            <= MAX_CHAT_BODY =>
+                        && bytes + size <= MAX_CHAT_BODY
+                        && chars + text <= MAX_CHAT_CHARS =>
                 {
-                    g.push(row)
+                    g.push(row);
+                    bytes += size;
+                    chars += text;
                 }
-                _ => groups.push((conv, vec![row])),
+                _ => {
+                    groups.push((conv, vec![row]));
+                    (bytes, chars) = (size, text);
+                }
             }
         }
         for (conv, group) in groups {

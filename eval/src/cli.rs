@@ -225,6 +225,17 @@ pub enum Command {
         #[arg(long)]
         no_semantic: bool,
     },
+    /// The largest legal chat batch on the real server: its time, and another
+    /// rep's chat latency alone and meanwhile; the peer is one embedding job
+    /// per request (the behaviour before the batch limits), same run.
+    ChatBatch {
+        /// Folder with lexicon.jsonl and conversations.jsonl.
+        #[arg(long, default_value = "eval/data/risk")]
+        data: PathBuf,
+        /// One-message chats timed alone, for the baseline.
+        #[arg(long, default_value_t = 30)]
+        alone: usize,
+    },
     /// Live call assist on the real server: end of a customer utterance →
     /// suggestions on the phone over WebSocket /v1/live, p50 / p95 with N
     /// concurrent simulated calls, and the most calls a node sustains.
@@ -488,6 +499,9 @@ pub fn main() -> ExitCode {
             !no_semantic,
         )
         .map(|_| ()),
+        Command::ChatBatch { data, alone } => {
+            crate::chat_batch::run(model_dir, &data, &cli.out, alone.max(1)).map(|_| ())
+        }
         Command::LiveLatency {
             mode,
             calls,

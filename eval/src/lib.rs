@@ -7,7 +7,7 @@
 //!
 //! How the modules fit together: [`cli`] maps each `assist-eval` subcommand
 //! to one module's `run` (`asr`, `asr_bench`, `asr_stream`, `analysis`,
-//! `risk`, `retrieval`, `retrieval_bench`, `llm_bench`, `alert_latency`,
+//! `risk`, `retrieval`, `retrieval_bench`, `llm_bench`, `alert_latency`, `chat_batch`,
 //! `live_latency`, `verify_bench`). What several of them share sits in
 //! modules of its own that depend on no subcommand, so the arrows run one
 //! way: [`setup`] (cache directory, ready models, Python venvs, external
@@ -29,6 +29,7 @@ pub mod asr_bench;
 pub mod asr_engines;
 pub mod asr_stream;
 pub mod audio;
+pub mod chat_batch;
 pub mod cli;
 pub mod error_rate;
 pub mod live_latency;

@@ -129,10 +129,21 @@ pub struct AlertsConfig {
     #[arg(
         long,
         env = "ASSIST_CHAT_MAX_CHARS",
-        default_value_t = 8000,
+        default_value_t = 4000,
         global = true
     )]
     pub chat_max_chars: usize,
+    /// Most characters in one chat batch, all messages together (413 above
+    /// it; the phone's outbox then sends halves). Bounds the risk check's
+    /// embedding work per request so the largest legal batch finishes well
+    /// inside the request timeout (see `eval/reports/chat-batch.md`).
+    #[arg(
+        long,
+        env = "ASSIST_CHAT_MAX_BATCH_CHARS",
+        default_value_t = 20_000,
+        global = true
+    )]
+    pub chat_max_batch_chars: usize,
     /// Run the semantic detector (one embedding per message) when the embedder is loaded.
     #[arg(long, env = "ASSIST_RISK_SEMANTIC", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub risk_semantic: bool,
@@ -204,7 +215,8 @@ impl Default for AlertsConfig {
     fn default() -> Self {
         AlertsConfig {
             chat_max_batch: 500,
-            chat_max_chars: 8000,
+            chat_max_chars: 4000,
+            chat_max_batch_chars: 20_000,
             risk_semantic: true,
             risk_allowed_numbers: Vec::new(),
             alert_dedup_secs: 600,
