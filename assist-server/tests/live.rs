@@ -533,6 +533,25 @@ async fn bad_live_input_closes_with_clear_codes() {
     .await;
     assert_eq!(next(&mut ws).await.unwrap_err(), Some(close::BAD_START));
 
+    // A 16 MB frame (over the message limit): closed with 4413, not reset.
+    let mut ws = connect(&live, &live.device_token).await.unwrap();
+    send(
+        &mut ws,
+        &ClientMessage::Start(start("call-8", AudioLayout::Mixed)),
+    )
+    .await;
+    until(&mut ws, |m| {
+        matches!(m, ServerMessage::Ready(_)).then_some(())
+    })
+    .await;
+    ws.send(Message::Binary(vec![0u8; 16_000_000].into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        next(&mut ws).await.unwrap_err(),
+        Some(close::FRAME_TOO_LARGE)
+    );
+
     // The token is revoked mid-call.
     let mut ws = connect(&live, &live.device_token).await.unwrap();
     send(
@@ -760,5 +779,5 @@ async fn a_recording_uploads_in_resumable_chunks() {
             &json!({"upload_key": "rec-1", "size": 10, "sha256": "a".repeat(64)}),
         )
         .await;
-    assert_error(&r, 409, "conflict");
+    assert_error(&r, 409, "idempotency_conflict");
 }

@@ -33,6 +33,19 @@ pub(super) async fn read_loop(
             frame = stream.next() => frame,
         };
         match frame {
+            Some(Err(e)) if is_too_long(&e) => {
+                // The library refused a frame over `max_message_size`: say
+                // so with 4413 (the frame was read whole, so the close is
+                // delivered rather than a reset).
+                let _ = close_tx.send(Some((
+                    close::FRAME_TOO_LARGE,
+                    format!(
+                        "frames are at most {} bytes",
+                        MAX_AUDIO_FRAME_BYTES.max(MAX_TEXT_FRAME_BYTES)
+                    ),
+                )));
+                return;
+            }
             None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
             Some(Ok(Message::Binary(bytes))) => {
                 if bytes.len() > MAX_AUDIO_FRAME_BYTES {
@@ -76,6 +89,14 @@ pub(super) async fn read_loop(
             Some(Ok(_)) => {} // pings are answered by the library
         }
     }
+}
+
+/// Whether a read failed because a frame or message was over the limit.
+fn is_too_long(e: &axum::Error) -> bool {
+    matches!(
+        std::error::Error::source(e).and_then(|s| s.downcast_ref::<tungstenite::Error>()),
+        Some(tungstenite::Error::Capacity(_))
+    )
 }
 
 pub(super) async fn on_audio(
