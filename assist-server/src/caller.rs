@@ -113,3 +113,15 @@ impl Caller {
         })
     }
 }
+
+/// Read the audit log (compliance and admins), itself an audited read.
+pub async fn read_audit_log(
+    db: &Db,
+    caller: &Caller,
+    q: &crate::db::audit::AuditQuery,
+) -> Result<Vec<assist_protocol::AuditEntry>, ApiError> {
+    caller.require(&[Role::Compliance, Role::Admin])?;
+    db.audit(caller.audit("audit.read", "audit_log", None))
+        .await?;
+    Ok(db.audit_entries(caller.org_id(), q).await?)
+}
