@@ -1015,3 +1015,58 @@ async fn assets_are_built_in_and_unknown_pages_stay_json() {
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert_eq!(missing.json["code"], "not_found");
 }
+
+#[tokio::test]
+async fn compliance_reads_filters_and_exports_the_audit_log() {
+    for t in testing::all("console_audit").await {
+        let app = setup(t.db.clone()).await;
+        with_logins(&app).await;
+        let mut m = Browser::new(&app);
+        m.sign_in("manager", PASSWORD).await;
+        m.give_reason().await;
+        let mut b = Browser::new(&app);
+        let home = b.sign_in("compliance", PASSWORD).await;
+        assert!(home.text.contains("href=\"/audit\""));
+        let page = b.get("/audit").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        // People by name, the reason they gave.
+        assert!(page.text.contains("<td>manager</td>"), "{}", page.text);
+        assert!(page.text.contains("处理风险提醒"));
+        // Filter by person: the manager's records only.
+        let only = b.get(&format!("/audit?actor={}", app.manager_id)).await;
+        assert!(only.text.contains("console.reason"));
+        assert!(!only.text.contains("<td>compliance</td>"));
+        // A day with nothing in it; a malformed day.
+        let empty = b.get("/audit?from=2001-01-01&to=2001-01-02").await;
+        assert!(!empty.text.contains("console.sign_in"));
+        let bad = b.get("/audit?from=yesterday").await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+        // CSV: a BOM, a header, names, and the export recorded.
+        let csv = b.get(&format!("/audit.csv?actor={}", app.manager_id)).await;
+        assert_eq!(csv.status, StatusCode::OK);
+        assert!(
+            csv.headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/csv")
+        );
+        assert!(csv.text.starts_with("\u{feff}time,person,person_id,action"));
+        assert!(csv.text.contains(",manager,"));
+        assert!(csv.text.contains("console.reason"));
+        let audit = app
+            .get("/v1/audit?limit=50", Some(&app.tokens.compliance))
+            .await;
+        assert!(audit.text.contains("audit.export"));
+        // Not for managers, reps or trainers.
+        for who in ["manager", "rep", "trainer"] {
+            let mut x = Browser::new(&app);
+            x.sign_in(who, PASSWORD).await;
+            assert_eq!(x.get("/audit").await.status, StatusCode::FORBIDDEN, "{who}");
+            assert_eq!(
+                x.get("/audit.csv").await.status,
+                StatusCode::FORBIDDEN,
+                "{who}"
+            );
+        }
+    }
+}

@@ -77,6 +77,12 @@ const NAV: &[Nav] = &[
         en: "Alerts",
         roles: &[Role::Manager, Role::Compliance, Role::Admin],
     },
+    Nav {
+        path: "/audit",
+        zh: "审计日志",
+        en: "Audit log",
+        roles: &[Role::Compliance, Role::Admin],
+    },
 ];
 
 /// A full page. `signed` is `None` on the sign-in and invitation pages.

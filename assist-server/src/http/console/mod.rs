@@ -28,9 +28,11 @@
 //! Routes: `/` (home by role), `/login`, `/logout`, `/lang/{zh|en}`,
 //! `/reason`, `/invite/{secret}`, `/admin/invite`, `/alerts` (inbox),
 //! `/alerts/stream` (SSE), `/alerts/{id}` and its `ack`, `resolve`,
-//! `verdict` forms, `/assets/console.{css,js}`.
+//! `verdict` forms, `/audit` and `/audit.csv` (the audit log, compliance
+//! and admins), `/assets/console.{css,js}`.
 
 mod alerts;
+mod audit;
 pub mod i18n;
 mod layout;
 mod pages;
@@ -64,6 +66,8 @@ pub fn router() -> Router<AppState> {
         .route("/alerts/{id}/ack", post(alerts::ack))
         .route("/alerts/{id}/resolve", post(alerts::resolve))
         .route("/alerts/{id}/verdict", post(alerts::verdict))
+        .route("/audit", get(audit::page))
+        .route("/audit.csv", get(audit::csv))
         .route("/assets/console.css", get(css))
         .route("/assets/console.js", get(js))
 }

@@ -592,7 +592,7 @@ async fn home_body(state: &AppState, s: &Signed) -> Result<Markup, ApiError> {
                     }
                 }
                 @if let Some(part) = admin_part { (part) }
-                h2 { (lang.t("最近的审计记录", "Latest audit records")) }
+                h2 { (lang.t("最近的审计记录", "Latest audit records")) " " a.more href="/audit" { (lang.t("全部记录", "All records")) } }
                 p.hint { (lang.t("查看审计日志本身也会被记录。", "Reading the audit log is itself recorded.")) }
                 div.scroll {
                     table.grid data-testid="audit" {
@@ -605,7 +605,7 @@ async fn home_body(state: &AppState, s: &Signed) -> Result<Markup, ApiError> {
                         tbody {
                             @for e in &entries {
                                 tr {
-                                    td.nowrap { (e.at) }
+                                    td.nowrap { (crate::time::parse_rfc3339(&e.at).map_or_else(|| e.at.clone(), |ms| lang.time(ms))) }
                                     td { (name_of(&e.actor_user_id)) }
                                     td { code { (e.action) } }
                                     td { (e.reason.clone().unwrap_or_default()) }
