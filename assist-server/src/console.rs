@@ -355,6 +355,45 @@ pub async fn set_password(
         .ok_or_else(|| ApiError::not_found("no sign-in"))
 }
 
+/// A signed-in person changes their own password: the current one must be
+/// right (a wrong one counts towards the lockout, so a left-open session
+/// cannot be used to guess it). Every session of theirs ends, this one too.
+pub async fn change_password(
+    db: &Db,
+    policy: &Policy,
+    session: &ConsoleSession,
+    current: &str,
+    new: &str,
+) -> Result<(), ApiError> {
+    check_password(new)?;
+    let now = now_ms();
+    let user = &session.user;
+    let login = db
+        .login_of_user(&user.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("you have no console sign-in"))?;
+    let ok = match &login.password_hash {
+        Some(hash) => verify_password(hash, current).await,
+        None => false,
+    };
+    if !ok {
+        db.record_login_failure(&user.id, now, policy.max_failures, policy.lockout_ms)
+            .await?;
+        audit_plain(db, user, "console.password_change_failed").await;
+        return Err(ApiError::forbidden("the current password is not right"));
+    }
+    let hash = hash_password(new).await?;
+    db.set_password_hash(&user.id, &hash, now).await?;
+    db.end_user_sessions(&user.id, now).await?;
+    db.audit(
+        session
+            .caller()
+            .audit("console.password_change", "user", Some(&user.id)),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Give `user` the sign-in name `username` and a one-time link secret to
 /// choose a password with (no role check: the command line and [`invite`]).
 pub async fn create_invitation(

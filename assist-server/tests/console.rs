@@ -1070,3 +1070,71 @@ async fn compliance_reads_filters_and_exports_the_audit_log() {
         }
     }
 }
+
+#[tokio::test]
+async fn people_change_their_own_password() {
+    let t = testing::sqlite().await;
+    let app = setup(t.db.clone()).await;
+    with_logins(&app).await;
+    let mut b = Browser::new(&app);
+    b.sign_in("rep", PASSWORD).await;
+    let page = b.get("/account").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text.contains("修改密码"));
+    let csrf = page.csrf();
+    let wrong = b
+        .post(
+            "/account/password",
+            &[
+                ("csrf", &csrf),
+                ("current", "not it at all"),
+                ("password", "new password 1"),
+                ("confirm", "new password 1"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+    assert!(wrong.text.contains("当前密码不正确"));
+    let differ = b
+        .post(
+            "/account/password",
+            &[
+                ("csrf", &csrf),
+                ("current", PASSWORD),
+                ("password", "new password 1"),
+                ("confirm", "new password 2"),
+            ],
+        )
+        .await;
+    assert_eq!(differ.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let no_csrf = b
+        .post(
+            "/account/password",
+            &[
+                ("current", PASSWORD),
+                ("password", "new password 1"),
+                ("confirm", "new password 1"),
+            ],
+        )
+        .await;
+    assert_eq!(no_csrf.status, StatusCode::FORBIDDEN);
+    let done = b
+        .post(
+            "/account/password",
+            &[
+                ("csrf", &csrf),
+                ("current", PASSWORD),
+                ("password", "new password 1"),
+                ("confirm", "new password 1"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text);
+    assert_eq!(done.location(), "/login?changed=1");
+    assert_eq!(b.get("/").await.status, StatusCode::SEE_OTHER);
+    let mut again = Browser::new(&app);
+    assert_eq!(
+        again.sign_in("rep", "new password 1").await.status,
+        StatusCode::OK
+    );
+}

@@ -126,7 +126,7 @@ pub fn page(ctx: &Ctx, signed: Option<&Signed>, title: &str, main: Markup) -> Ma
                             (lang.t("English", "中文"))
                         }
                         @if let Some(s) = signed {
-                            span.who {
+                            a.who href="/account" title=(lang.t("我的账号", "My account")) {
                                 span.name data-testid="who" { (s.session.user.name) }
                                 " · "
                                 span.role { (lang.role(s.session.role())) }

@@ -26,7 +26,7 @@
 //!   ([`i18n`]).
 //!
 //! Routes: `/` (home by role), `/login`, `/logout`, `/lang/{zh|en}`,
-//! `/reason`, `/invite/{secret}`, `/admin/invite`, `/alerts` (inbox),
+//! `/reason`, `/invite/{secret}`, `/admin/invite`, `/account` (own password), `/alerts` (inbox),
 //! `/alerts/stream` (SSE), `/alerts/{id}` and its `ack`, `resolve`,
 //! `verdict` forms, `/audit` and `/audit.csv` (the audit log, compliance
 //! and admins), `/assets/console.{css,js}`.
@@ -60,6 +60,8 @@ pub fn router() -> Router<AppState> {
             get(pages::invite_form).post(pages::invite_accept),
         )
         .route("/admin/invite", post(pages::admin_invite))
+        .route("/account", get(pages::account))
+        .route("/account/password", post(pages::change_password))
         .route("/alerts", get(alerts::inbox))
         .route("/alerts/stream", get(alerts::stream))
         .route("/alerts/{id}", get(alerts::detail))

@@ -125,6 +125,7 @@ pub struct LoginQuery {
     why: Option<String>,
     bye: Option<String>,
     invited: Option<String>,
+    changed: Option<String>,
     user: Option<String>,
 }
 
@@ -204,6 +205,10 @@ pub async fn login_form(ctx: Ctx, headers: HeaderMap, Query(q): Query<LoginQuery
         (_, _, true) => Some(lang.t(
             "密码已设置，请用新密码登录。",
             "Your password is set; sign in with it.",
+        )),
+        _ if q.changed.is_some() => Some(lang.t(
+            "密码已修改，请用新密码登录。",
+            "Your password is changed; sign in with the new one.",
         )),
         _ => None,
     };
@@ -882,6 +887,132 @@ pub async fn invite_accept(
                 .map(|l| l.username)
                 .unwrap_or_default();
             see_other(&format!("/login?invited=1&user={}", encode(&username)))
+        }
+        Err(err) => error_page(lang, &err),
+    }
+}
+
+fn account_page(s: &Signed, username: &str, error: Option<&str>) -> Markup {
+    let lang = s.lang();
+    let session = &s.session.session;
+    page(
+        &s.ctx,
+        Some(s),
+        lang.t("我的账号", "My account"),
+        html! {
+            div.narrow {
+                h1 { (lang.t("我的账号", "My account")) }
+                dl.facts {
+                    dt { (lang.t("姓名", "Name")) } dd { (s.session.user.name) }
+                    dt { (lang.t("角色", "Role")) } dd { (lang.role(s.session.role())) }
+                    dt { (lang.t("登录名", "Sign-in name")) } dd { (username) }
+                    dt { (lang.t("本次登录于", "Signed in at")) } dd { (lang.time(session.created_at)) }
+                    dt { (lang.t("最迟退出于", "Session ends by")) } dd { (lang.time(session.expires_at)) }
+                }
+                h2 { (lang.t("修改密码", "Change your password")) }
+                @if let Some(e) = error { (notice("error", e)) }
+                form.stack method="post" action="/account/password" {
+                    input type="hidden" name="csrf" value=(s.csrf());
+                    label for="current" { (lang.t("当前密码", "Current password")) }
+                    input #current name="current" type="password" autocomplete="current-password" required;
+                    label for="password" { (lang.t("新密码（至少 8 个字符）", "New password (at least 8 characters)")) }
+                    input #password name="password" type="password" autocomplete="new-password" required minlength="8";
+                    label for="confirm" { (lang.t("再输入一次", "Repeat it")) }
+                    input #confirm name="confirm" type="password" autocomplete="new-password" required minlength="8";
+                    button.primary type="submit" { (lang.t("修改密码", "Change password")) }
+                }
+                p.hint { (lang.t("修改后所有设备上的登录都会结束，需要用新密码重新登录。", "Changing it signs you out everywhere; sign in again with the new one.")) }
+            }
+        },
+    )
+}
+
+async fn username_of(state: &AppState, s: &Signed) -> String {
+    state
+        .db
+        .login_of_user(&s.session.user.id)
+        .await
+        .ok()
+        .flatten()
+        .map(|l| l.username)
+        .unwrap_or_default()
+}
+
+/// `GET /account`
+pub async fn account(State(state): State<AppState>, s: Signed) -> Response {
+    let username = username_of(&state, &s).await;
+    html_response(StatusCode::OK, account_page(&s, &username, None))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PasswordBody {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+/// `POST /account/password`
+pub async fn change_password(
+    State(state): State<AppState>,
+    s: Signed,
+    headers: HeaderMap,
+    Form(body): Form<PasswordBody>,
+) -> Response {
+    let lang = s.lang();
+    if let Err(err) = same_origin(&headers).and_then(|_| s.check_csrf(&body.csrf)) {
+        return error_page(lang, &err);
+    }
+    let again = |status: StatusCode, msg: &str, username: &str| {
+        html_response(status, account_page(&s, username, Some(msg)))
+    };
+    if body.password != body.confirm {
+        let username = username_of(&state, &s).await;
+        return again(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            lang.t("两次输入的新密码不一致。", "The two new passwords differ."),
+            &username,
+        );
+    }
+    match console::change_password(
+        &state.db,
+        &s.ctx.policy,
+        &s.session,
+        &body.current,
+        &body.password,
+    )
+    .await
+    {
+        Ok(()) => {
+            let mut resp = see_other("/login?changed=1");
+            resp.headers_mut().append(
+                header::SET_COOKIE,
+                set_cookie(SESSION_COOKIE, "", 0, s.ctx.secure, true),
+            );
+            resp
+        }
+        Err(ApiError::InvalidRequest(_)) => {
+            let username = username_of(&state, &s).await;
+            again(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                lang.t(
+                    "新密码至少需要 8 个字符。",
+                    "A password needs at least 8 characters.",
+                ),
+                &username,
+            )
+        }
+        Err(ApiError::Forbidden(_)) => {
+            let username = username_of(&state, &s).await;
+            again(
+                StatusCode::FORBIDDEN,
+                lang.t("当前密码不正确。", "The current password is not right."),
+                &username,
+            )
         }
         Err(err) => error_page(lang, &err),
     }
