@@ -331,6 +331,12 @@ async fn roles_sign_in_and_a_manager_handles_a_live_alert_in_chromium() {
     let base = serve(&app).await;
     let driver = start_driver(&chromedriver).await;
 
+    let c = browser(&driver, &chromium).await;
+    c.goto(&format!("{base}/login")).await;
+    wait_for(&c, "#username").await;
+    shot(&c, "login").await;
+    c.close().await;
+
     // Each role: its own browser session, its home.
     for (who, marker) in [
         ("rep", "你的工作手机"),
@@ -345,6 +351,11 @@ async fn roles_sign_in_and_a_manager_handles_a_live_alert_in_chromium() {
         assert!(title.contains(who), "{who}: {title}");
         wait_text(&c, "main", marker).await;
         shot(&c, &format!("home-{who}")).await;
+        if who == "compliance" {
+            c.goto(&format!("{base}/audit")).await;
+            wait_text(&c, "h1", "审计日志").await;
+            shot(&c, "audit-log").await;
+        }
         c.close().await;
     }
 
