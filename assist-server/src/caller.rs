@@ -113,3 +113,45 @@ impl Caller {
         })
     }
 }
+
+/// Read the audit log (compliance and admins), itself an audited read.
+pub async fn read_audit_log(
+    db: &Db,
+    caller: &Caller,
+    q: &crate::db::audit::AuditQuery,
+) -> Result<Vec<assist_protocol::AuditEntry>, ApiError> {
+    caller.require(&[Role::Compliance, Role::Admin])?;
+    db.audit(caller.audit("audit.read", "audit_log", None))
+        .await?;
+    Ok(db.audit_entries(caller.org_id(), q).await?)
+}
+
+/// Most records one export returns.
+pub const MAX_AUDIT_EXPORT: usize = 100_000;
+
+/// Every audit record matching `q` (newest first, at most
+/// [`MAX_AUDIT_EXPORT`]), for an export: compliance and admins; the export
+/// is itself one audit record.
+pub async fn export_audit_log(
+    db: &Db,
+    caller: &Caller,
+    q: &crate::db::audit::AuditQuery,
+) -> Result<Vec<assist_protocol::AuditEntry>, ApiError> {
+    caller.require(&[Role::Compliance, Role::Admin])?;
+    db.audit(caller.audit("audit.export", "audit_log", None))
+        .await?;
+    let mut out = Vec::new();
+    let mut page = q.clone();
+    page.limit = 1000;
+    loop {
+        let rows = db.audit_entries(caller.org_id(), &page).await?;
+        let full = rows.len() == 1000;
+        page.before_id = rows.last().map(|e| e.id);
+        out.extend(rows);
+        if !full || out.len() >= MAX_AUDIT_EXPORT {
+            break;
+        }
+    }
+    out.truncate(MAX_AUDIT_EXPORT);
+    Ok(out)
+}

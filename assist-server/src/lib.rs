@@ -32,6 +32,7 @@ pub mod caller;
 pub mod calls;
 pub mod chats;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod error;
 pub mod guard;

@@ -66,6 +66,41 @@ pub enum AdminCommand {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Give a user a console sign-in name and password. The password is read
+    /// from standard input (one line; pipe it, it is not echoed anywhere), or
+    /// made up and printed once with `--generate`. Ends the user's open
+    /// console sessions.
+    SetPassword {
+        #[arg(long)]
+        org: String,
+        /// User id or name.
+        #[arg(long)]
+        user: String,
+        /// The sign-in name (default: the user's name without spaces).
+        #[arg(long)]
+        username: Option<String>,
+        /// Make up a strong password and print it.
+        #[arg(long)]
+        generate: bool,
+    },
+    /// Make a one-time console invitation link for a user, who then chooses
+    /// a password; printed once.
+    Invite {
+        #[arg(long)]
+        org: String,
+        /// User id or name.
+        #[arg(long)]
+        user: String,
+        /// The sign-in name (default: the user's name without spaces).
+        #[arg(long)]
+        username: Option<String>,
+        /// Where the console is reached, for the link.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        base_url: String,
+        /// Hours the link stays valid.
+        #[arg(long, default_value_t = 72)]
+        valid_hours: u64,
+    },
     /// Replace the key that signs the guard rules phones trust (after a
     /// suspected leak); phones must then pin the new public key. Prints its key id.
     RotateGuardKey,
@@ -185,6 +220,72 @@ pub async fn admin_with(db: &Db, cmd: AdminCommand) -> anyhow::Result<()> {
             }
             println!("{secret}");
         }
+        AdminCommand::SetPassword {
+            org,
+            user,
+            username,
+            generate,
+        } => {
+            let org = db.find_org(&org).await?;
+            let user = db.find_user(&org.id, &user).await?;
+            let username = username.unwrap_or_else(|| default_username(&user.name));
+            let password = if generate {
+                generated_password()
+            } else {
+                if std::io::stdin().is_terminal() {
+                    anyhow::bail!(
+                        "pipe the password on standard input (it is not echoed), e.g. `read -rs PW && printf '%s\\n' \"$PW\" | assist admin set-password …`, or use --generate"
+                    );
+                }
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                line.trim_end_matches(['\r', '\n']).to_string()
+            };
+            let login = assist_server::console::set_password(db, &user, &username, &password)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            cli_audit(db, &org.id, "console.set_password", "user", &user.id).await?;
+            if generate {
+                if std::io::stderr().is_terminal() {
+                    eprintln!(
+                        "console sign-in for {} ({}); the password below is shown only once:",
+                        user.name, user.role
+                    );
+                }
+                println!("{}\t{password}", login.username);
+            } else {
+                println!("{}\t{}", login.username, user.name);
+            }
+        }
+        AdminCommand::Invite {
+            org,
+            user,
+            username,
+            base_url,
+            valid_hours,
+        } => {
+            let org = db.find_org(&org).await?;
+            let user = db.find_user(&org.id, &user).await?;
+            let username = username.unwrap_or_else(|| default_username(&user.name));
+            let policy = assist_server::console::Policy::from_config(
+                &assist_server::config::ConsoleConfig {
+                    console_invite_hours: valid_hours.max(1),
+                    ..Default::default()
+                },
+            );
+            let secret =
+                assist_server::console::create_invitation(db, &policy, &user, &username, None)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            cli_audit(db, &org.id, "console.invite", "user", &user.id).await?;
+            if std::io::stderr().is_terminal() {
+                eprintln!(
+                    "invitation for {} (sign-in name {username}), valid {valid_hours} h, shown only once:",
+                    user.name
+                );
+            }
+            println!("{}/invite/{secret}", base_url.trim_end_matches('/'));
+        }
         AdminCommand::RotateGuardKey => {
             let key =
                 assist_server::guard::ServerKey::rotate(db, assist_server::guard::GUARD_KEY_NAME)
@@ -203,6 +304,21 @@ pub async fn admin_with(db: &Db, cmd: AdminCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A sign-in name from a person's name: the name without spaces.
+fn default_username(name: &str) -> String {
+    name.split_whitespace().collect()
+}
+
+/// 16 characters from an alphabet without look-alikes (about 90 bits).
+pub(crate) fn generated_password() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rng();
+    (0..16)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 async fn find_device(db: &Db, org_id: &str, id_or_name: &str) -> anyhow::Result<String> {

@@ -7,7 +7,7 @@
 fn sections_of(command: &str) -> &'static [&'static str] {
     const ALL: &[&str] = &[
         "server", "storage", "models", "jobs", "log", "kb", "index", "speech", "alerts",
-        "analysis", "live",
+        "analysis", "live", "console",
     ];
     match command {
         "models" => &["models", "log"],
@@ -40,6 +40,7 @@ fn section_ids(section: &str) -> Vec<clap::Id> {
         "alerts" => ids::<AlertsConfig>(),
         "analysis" => ids::<AnalysisConfig>(),
         "live" => ids::<LiveConfig>(),
+        "console" => ids::<ConsoleConfig>(),
         _ => Vec::new(),
     }
 }

@@ -18,6 +18,8 @@
 //!   wake up ([`AlertHub::subscribe`]) and each delivery becomes a job on
 //!   the `webhook` queue (idempotent per delivery; deliveries left without a
 //!   job by a crash are queued again at startup, [`requeue_deliveries`]).
+//! - [`manage`] is what a person does with alerts (list, open, acknowledge,
+//!   resolve, judge, follow the log), shared by the API and the console.
 //! - [`WebhookSender`] posts a delivery, signed with HMAC-SHA256 over
 //!   `"{timestamp}.{body}"` ([`signature`]), retried with exponential backoff
 //!   by the job queue; every attempt is recorded and the last one marks the
@@ -25,6 +27,7 @@
 
 mod hub;
 mod ingest;
+pub mod manage;
 mod raise;
 pub mod screening;
 mod status;

@@ -300,6 +300,9 @@ async fn open_or_repeat(
                     resolved_by: None,
                     resolved_at: None,
                     note: None,
+                    verdict: None,
+                    verdict_by: None,
+                    verdict_at: None,
                 };
                 store::insert_alert(tx, &a).await?;
                 Some((a, ALERT_CREATED))

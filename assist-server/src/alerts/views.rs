@@ -24,6 +24,9 @@ pub struct AlertView {
     pub acknowledged_by: Option<String>,
     pub resolved_by: Option<String>,
     pub note: Option<String>,
+    /// `confirmed` or `false_positive`, once someone judged it.
+    pub verdict: Option<String>,
+    pub verdict_by: Option<String>,
 }
 
 impl From<&AlertRow> for AlertView {
@@ -45,6 +48,8 @@ impl From<&AlertRow> for AlertView {
             acknowledged_by: a.acknowledged_by.clone(),
             resolved_by: a.resolved_by.clone(),
             note: a.note.clone(),
+            verdict: a.verdict.clone(),
+            verdict_by: a.verdict_by.clone(),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The capabilities' settings: `[models]`, `[speech]`, `[index]`, `[kb]`,
-//! `[alerts]`, `[analysis]`, `[live]`.
+//! `[alerts]`, `[analysis]`, `[live]`, `[console]`.
 
 use std::path::PathBuf;
 
@@ -7,6 +7,76 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 
 use super::default_model_dir;
+
+/// `[console]`: the web console's sign-in and sessions.
+#[derive(Debug, Clone, Args, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+#[command(next_help_heading = "Settings [console]")]
+pub struct ConsoleConfig {
+    /// A console session left idle this long ends (minutes).
+    #[arg(
+        long,
+        env = "ASSIST_CONSOLE_IDLE_MINUTES",
+        default_value_t = 30,
+        global = true
+    )]
+    pub console_idle_minutes: u64,
+    /// A console session ends this long after sign-in, however busy (hours).
+    #[arg(
+        long,
+        env = "ASSIST_CONSOLE_SESSION_HOURS",
+        default_value_t = 12,
+        global = true
+    )]
+    pub console_session_hours: u64,
+    /// Mark the session cookie `Secure` (set it when the console is served
+    /// over HTTPS, e.g. behind a TLS proxy; a request that arrives with
+    /// `X-Forwarded-Proto: https` gets it anyway).
+    #[arg(
+        long,
+        env = "ASSIST_CONSOLE_SECURE_COOKIES",
+        default_value_t = false,
+        global = true
+    )]
+    pub console_secure_cookies: bool,
+    /// Failed sign-ins in a row that lock a sign-in name.
+    #[arg(
+        long,
+        env = "ASSIST_CONSOLE_MAX_FAILURES",
+        default_value_t = 5,
+        global = true
+    )]
+    pub console_max_failures: u32,
+    /// How long a locked sign-in name stays locked (minutes).
+    #[arg(
+        long,
+        env = "ASSIST_CONSOLE_LOCKOUT_MINUTES",
+        default_value_t = 15,
+        global = true
+    )]
+    pub console_lockout_minutes: u64,
+    /// How long an invitation link stays valid (hours).
+    #[arg(
+        long,
+        env = "ASSIST_CONSOLE_INVITE_HOURS",
+        default_value_t = 72,
+        global = true
+    )]
+    pub console_invite_hours: u64,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            console_idle_minutes: 30,
+            console_session_hours: 12,
+            console_secure_cookies: false,
+            console_max_failures: 5,
+            console_lockout_minutes: 15,
+            console_invite_hours: 72,
+        }
+    }
+}
 
 /// `[live]`: live call assist over WebSocket `/v1/live`.
 #[derive(Debug, Clone, Args, Deserialize, Serialize)]

@@ -12,7 +12,7 @@
 //! [`Config`] gathers the sections: the service's own in [`service`]
 //! (`[server]`, `[storage]`, `[jobs]`, `[log]`) and the capabilities' in
 //! [`features`] (`[models]`, `[speech]`, `[index]`, `[kb]`, `[alerts]`,
-//! `[analysis]`, `[live]`).
+//! `[analysis]`, `[live]`, `[console]`).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -52,6 +52,8 @@ pub struct Config {
     pub analysis: AnalysisConfig,
     #[command(flatten)]
     pub live: LiveConfig,
+    #[command(flatten)]
+    pub console: ConsoleConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -69,6 +71,7 @@ impl std::fmt::Debug for Config {
             .field("alerts", &self.alerts)
             .field("analysis", &self.analysis)
             .field("live", &self.live)
+            .field("console", &self.console)
             .finish()
     }
 }

@@ -13,6 +13,7 @@ pub mod analysis;
 pub mod audit;
 pub mod calls;
 pub mod chats;
+pub mod console;
 pub mod device;
 pub mod identity;
 pub mod kb;

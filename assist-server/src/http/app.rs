@@ -31,6 +31,7 @@ pub fn app(state: AppState) -> Router {
     let long_timeout = Duration::from_secs(state.config.speech.speech_request_timeout_secs.max(1));
     Router::new()
         .merge(routes::health::router())
+        .merge(crate::http::console::router())
         .nest(
             "/v1",
             routes::v1_router(state.config.kb.kb_max_import_bytes, cfg.max_upload_bytes),
@@ -127,7 +128,8 @@ async fn method_not_allowed(req: Request) -> impl IntoResponse {
 }
 
 /// Give every error response a JSON `{code, message}` body, including the ones
-/// produced by layers and extractors outside our handlers.
+/// produced by layers and extractors outside our handlers. The console's
+/// HTML error pages are left as they are.
 async fn json_errors(req: Request, next: Next) -> Response<Body> {
     let resp = next.run(req).await;
     let status = resp.status();
@@ -138,7 +140,7 @@ async fn json_errors(req: Request, next: Next) -> Response<Body> {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/json"));
+        .is_some_and(|ct| ct.starts_with("application/json") || ct.starts_with("text/html"));
     if is_json {
         return resp;
     }

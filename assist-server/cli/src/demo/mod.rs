@@ -405,6 +405,26 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
     call::recorded_call(&client, &rep_t, &manager_t, &scratch).await?;
 
     if args.keep_serving {
+        // The web console: a sign-in for each role, with a fresh password.
+        println!("\nweb console: {base}/ — sign in as (name / password):");
+        for (user, username) in [
+            (&manager, "liqiang"),
+            (&rep, "zhangwei"),
+            (&trainer, "chenjing"),
+            (&reviewer, "sunyue"),
+            (&compliance, "zhaoli"),
+            (&admin, "wangmin"),
+        ] {
+            let password = crate::admin::generated_password();
+            assist_server::console::set_password(db, user, username, &password)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "      {:<11} {:<5} {username} / {password}",
+                user.role.as_str(),
+                user.name
+            );
+        }
         println!(
             "\nserving on {base} until Ctrl-C. Admin token for 王敏: {admin_t}\n\
              try: curl -H 'Authorization: Bearer {admin_t}' {base}/v1/me"

@@ -78,6 +78,10 @@ pub struct AlertRow {
     pub resolved_by: Option<String>,
     pub resolved_at: Option<i64>,
     pub note: Option<String>,
+    /// `confirmed` or `false_positive`, once someone judged it.
+    pub verdict: Option<String>,
+    pub verdict_by: Option<String>,
+    pub verdict_at: Option<i64>,
 }
 
 /// One row of the alert event log.
@@ -145,7 +149,7 @@ pub struct DeliveryRow {
 
 const ALERT_COLUMNS: &str = "id, org_id, team_id, rep_user_id, source, conversation_id, call_id, category, severity, \
      first_event_id, snippet, occurrences, status, created_at, updated_at, last_seen_at, acknowledged_by, \
-     acknowledged_at, resolved_by, resolved_at, note";
+     acknowledged_at, resolved_by, resolved_at, note, verdict, verdict_by, verdict_at";
 const EVENT_COLUMNS: &str = "id, org_id, source, conversation_id, message_id, call_id, segment_seq, rep_user_id, team_id, \
      speaker, category, severity, action, detector, rule, confidence, char_start, char_end, start_ms, end_ms, snippet, \
      negated, suppressed, alert_id, created_at";
@@ -176,6 +180,9 @@ fn alert_row(r: &AnyRow) -> DbResult<AlertRow> {
         resolved_by: r.try_get("resolved_by")?,
         resolved_at: r.try_get("resolved_at")?,
         note: r.try_get("note")?,
+        verdict: r.try_get("verdict")?,
+        verdict_by: r.try_get("verdict_by")?,
+        verdict_at: r.try_get("verdict_at")?,
     })
 }
 
@@ -268,6 +275,9 @@ pub struct AlertFilter {
     pub status: Option<String>,
     pub conversation_id: Option<String>,
     pub call_id: Option<String>,
+    pub severity: Option<String>,
+    pub category: Option<String>,
+    pub rep_user_id: Option<String>,
     pub limit: i64,
 }
 
@@ -285,6 +295,7 @@ impl Db {
         let rows = sqlx::query(&format!(
             "SELECT {ALERT_COLUMNS} FROM alerts WHERE org_id = $1 AND ($2 = '' OR team_id = $2) \
              AND ($3 = '' OR status = $3) AND ($4 = '' OR conversation_id = $4) AND ($5 = '' OR call_id = $5) \
+             AND ($7 = '' OR severity = $7) AND ($8 = '' OR category = $8) AND ($9 = '' OR rep_user_id = $9) \
              ORDER BY created_at DESC, id DESC LIMIT $6"
         ))
         .bind(org_id)
@@ -293,9 +304,58 @@ impl Db {
         .bind(f.conversation_id.as_deref().unwrap_or(""))
         .bind(f.call_id.as_deref().unwrap_or(""))
         .bind(f.limit.clamp(1, 1000))
+        .bind(f.severity.as_deref().unwrap_or(""))
+        .bind(f.category.as_deref().unwrap_or(""))
+        .bind(f.rep_user_id.as_deref().unwrap_or(""))
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(alert_row).collect()
+    }
+
+    /// How many alerts of the organisation (or one team) have `status`:
+    /// a number, no content, for home pages.
+    pub async fn count_alerts(
+        &self,
+        org_id: &str,
+        team_id: Option<&str>,
+        status: &str,
+    ) -> DbResult<i64> {
+        let r = sqlx::query(
+            "SELECT COUNT(*) AS n FROM alerts WHERE org_id = $1 AND ($2 = '' OR team_id = $2) AND status = $3",
+        )
+        .bind(org_id)
+        .bind(team_id.unwrap_or(""))
+        .bind(status)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(r.try_get("n")?)
+    }
+
+    /// Record a person's verdict on an alert (and replace its note if one
+    /// is given).
+    pub async fn set_alert_verdict(
+        &self,
+        id: &str,
+        verdict: &str,
+        user_id: &str,
+        note: Option<&str>,
+        at: i64,
+    ) -> DbResult<()> {
+        let done = sqlx::query(
+            "UPDATE alerts SET verdict = $1, verdict_by = $2, verdict_at = $3, note = COALESCE($4, note) \
+             WHERE id = $5",
+        )
+        .bind(verdict)
+        .bind(user_id)
+        .bind(at)
+        .bind(note)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(DbError::NotFound(format!("no alert `{id}`")));
+        }
+        Ok(())
     }
 
     /// Risk events of an alert, or of a conversation or call.

@@ -107,7 +107,7 @@ pub async fn alerts_raised_since(
 pub async fn insert_alert(tx: &mut Tx, a: &AlertRow) -> DbResult<()> {
     sqlx::query(&format!(
         "INSERT INTO alerts ({ALERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-         $15, $16, $17, $18, $19, $20, $21)"
+         $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
     ))
     .bind(&a.id)
     .bind(&a.org_id)
@@ -130,6 +130,9 @@ pub async fn insert_alert(tx: &mut Tx, a: &AlertRow) -> DbResult<()> {
     .bind(&a.resolved_by)
     .bind(a.resolved_at)
     .bind(&a.note)
+    .bind(&a.verdict)
+    .bind(&a.verdict_by)
+    .bind(a.verdict_at)
     .execute(&mut **tx)
     .await?;
     Ok(())

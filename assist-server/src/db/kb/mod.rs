@@ -385,6 +385,21 @@ impl Db {
     }
 
     /// Items of one kind, newest first.
+    /// How many items of a kind are in each workflow state (`draft`,
+    /// `in_review`, …): numbers for home pages.
+    pub async fn kb_status_counts(&self, org_id: &str, kind: Kind) -> DbResult<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT status, COUNT(*) AS n FROM kb_items WHERE org_id = $1 AND kind = $2 GROUP BY status ORDER BY status",
+        )
+        .bind(org_id)
+        .bind(kind_str(kind))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
+            .collect()
+    }
+
     pub async fn kb_list(&self, org_id: &str, kind: Kind, f: &KbFilter) -> DbResult<Vec<KbItem>> {
         let sql = format!(
             "SELECT {ITEM_COLUMNS} FROM {ITEM_FROM} WHERE i.org_id = $1 AND i.kind = $2 \

@@ -61,11 +61,7 @@ async fn list(
         before_id,
         limit,
     };
-    state
-        .db
-        .audit(caller.audit("audit.read", "audit_log", None))
-        .await?;
-    let items = state.db.audit_entries(caller.org_id(), &q).await?;
+    let items = crate::caller::read_audit_log(&state.db, &caller, &q).await?;
     let next_cursor = if items.len() as i64 == limit {
         items.last().map(|e| e.id.to_string())
     } else {
