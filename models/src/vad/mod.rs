@@ -34,11 +34,18 @@
 //!
 //! # Speed
 //!
-//! One 32 ms frame costs a few hundred thousand multiply-adds (the STFT
-//! convolution and the LSTM are most of it). The forward pass is candle's
-//! CPU ops; the only hand-written step is the reflect padding (candle has no
-//! reflection). Measured per frame in the real-weight test
-//! `models/tests/vad.rs` (printed with `--nocapture`) and in the eval report.
+//! One 32 ms frame costs about 0.7 million multiply-adds (the STFT
+//! convolution, the first encoder convolution and the LSTM are most of it).
+//! The forward pass is candle's CPU ops; the only hand-written step is the
+//! reflect padding (candle has no reflection). Measured on one core
+//! (`taskset -c 0 assist-eval vad-agree`, `eval/reports/vad-agree.md`, while
+//! another build ran): 235 µs per 16 kHz frame and 211 µs per 8 kHz frame
+//! with candle's default threads, but 94 µs and 44 µs with
+//! `RAYON_NUM_THREADS=1` (onnxruntime from Python: 122–151 µs and
+//! 87–101 µs). Candle hands each of these tiny products to gemm with its
+//! thread count, and the split costs more than the work; running the
+//! forward inside a one-thread rayon pool did not help (gemm is told the
+//! count, not the pool). Either way a frame costs well under 1 ms.
 //!
 //! ```no_run
 //! use assist_models::vad::{SampleRate, SileroModel};
