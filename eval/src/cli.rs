@@ -272,6 +272,21 @@ pub enum Command {
         #[arg(long, default_value = "eval/data/risk")]
         risk_data: PathBuf,
     },
+    /// Silero VAD: ours (candle) vs onnxruntime frame by frame on real
+    /// recorded speech at 16 kHz and 8 kHz (max / mean |Δp| per frame), every
+    /// weight file of the package, 8 kHz native vs resampled, time per frame.
+    VadAgree {
+        /// Folder of real recordings (16 kHz WAV; `<id>.orig8k.wav` beside
+        /// one is its native 8 kHz recording). Read in place, never copied.
+        #[arg(long, default_value = "../shared/real-speech")]
+        audio: PathBuf,
+        /// Interpreter used to create the onnxruntime venv.
+        #[arg(long, env = "ASSIST_PYTHON", default_value = "python3")]
+        python: String,
+        /// Passes over the clips for the timings; the fastest counts.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
     /// Post-call analysis quality (tasks, due dates, risk tags, evidence,
     /// JSON validity) and end-to-end time on eval/data/analysis: the rules
     /// alone, the LLM alone and merged.
@@ -329,6 +344,11 @@ pub fn main() -> ExitCode {
         Command::VerifyBench { model, rounds } => {
             crate::verify_bench::run(model_dir, &model, rounds, &cli.out).map(|_| ())
         }
+        Command::VadAgree {
+            audio,
+            python,
+            rounds,
+        } => crate::vad_agree::run(model_dir, &audio, &python, rounds, &cli.out).map(|_| ()),
         Command::AsrBench {
             model,
             threads,

@@ -8,7 +8,7 @@
 //! How the modules fit together: [`cli`] maps each `assist-eval` subcommand
 //! to one module's `run` (`asr`, `asr_bench`, `asr_stream`, `analysis`,
 //! `risk`, `retrieval`, `retrieval_bench`, `llm_bench`, `alert_latency`, `chat_batch`,
-//! `live_latency`, `verify_bench`). What several of them share sits in
+//! `live_latency`, `vad_agree`, `verify_bench`). What several of them share sits in
 //! modules of its own that depend on no subcommand, so the arrows run one
 //! way: [`setup`] (cache directory, ready models, Python venvs, external
 //! tools, reference inputs), [`audio`] (synthetic speech through a telephone
@@ -39,4 +39,5 @@ pub mod retrieval;
 pub mod retrieval_bench;
 pub mod risk;
 pub mod setup;
+pub mod vad_agree;
 pub mod verify_bench;

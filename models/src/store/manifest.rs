@@ -40,7 +40,7 @@ pub struct ModelSpec {
     pub role: String,
     /// One line for humans.
     pub description: String,
-    /// On-disk format of the assembled files (`ct2-whisper`, `gguf`, `e5s1`, `hf-safetensors`).
+    /// On-disk format of the assembled files (`ct2-whisper`, `gguf`, `e5s1`, `hf-safetensors`, `silero-onnx`).
     pub format: String,
     /// SPDX license of the weights.
     pub license: String,
@@ -335,7 +335,8 @@ mod tests {
                 "qwen2.5-coder-1.5b-instruct",
                 "qwen2.5-coder-0.5b-instruct",
                 "multilingual-e5-small",
-                "all-minilm-l6-v2"
+                "all-minilm-l6-v2",
+                "silero-vad"
             ]
         );
         let roles: HashSet<&str> = m.models.iter().map(|m| m.role.as_str()).collect();
@@ -387,6 +388,16 @@ mod tests {
         assert_eq!(
             asr.files[0].sha256,
             "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
+        );
+        let vad = m.get("vad").unwrap();
+        assert_eq!(vad.id, "silero-vad");
+        assert_eq!(vad.packages[0].requirement(), "silero-vad==6.2.3");
+        assert_eq!(vad.license, "MIT");
+        assert!(!vad.optional, "small enough to fetch by default");
+        assert_eq!(vad.files[0].name, "silero_vad.onnx");
+        assert_eq!(
+            vad.files[0].sha256,
+            "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3"
         );
         let e5 = m.get("embedder").unwrap();
         assert_eq!(

@@ -410,7 +410,7 @@ mod tests {
     fn status_serialises_flat() {
         let store = ModelStore::new("/nonexistent/assist-models", StoreOptions::default()).unwrap();
         let rows = store.list();
-        assert_eq!(rows.len(), 6);
+        assert_eq!(rows.len(), 7);
         assert!(rows.iter().all(|r| r.state == ModelState::Missing));
         let json = serde_json::to_value(&rows[0]).unwrap();
         assert_eq!(json["state"], "missing");
