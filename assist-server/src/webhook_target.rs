@@ -62,11 +62,18 @@ pub fn is_internal(ip: IpAddr) -> bool {
                 || a == 0
                 // 100.64.0.0/10, carrier-grade NAT.
                 || (a == 100 && (b & 0xc0) == 64)
+                // 198.18.0.0/15, benchmarking networks inside an operator.
+                || (a == 198 && (b & 0xfe) == 18)
+                // 240.0.0.0/4, reserved.
+                || a >= 240
+                // 192.0.0.0/24, protocol assignments.
+                || (a == 192 && b == 0 && v4.octets()[2] == 0)
         }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped().or_else(|| embedded_v4(v6)) {
             Some(v4) => is_internal(IpAddr::V4(v4)),
             None => {
                 v6.is_loopback()
+                    || local_nat64(v6)
                     || v6.is_unspecified()
                     || v6.is_multicast()
                     || v6.is_unique_local()
@@ -74,6 +81,24 @@ pub fn is_internal(ip: IpAddr) -> bool {
             }
         },
     }
+}
+
+/// The IPv4 address the well-known NAT64 prefix (64:ff9b::/96) or the
+/// deprecated IPv4-compatible form (::a.b.c.d) carries: a translator would
+/// deliver there, so it is judged as that address.
+fn embedded_v4(v6: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    let s = v6.segments();
+    let o = v6.octets();
+    let tail = std::net::Ipv4Addr::new(o[12], o[13], o[14], o[15]);
+    let nat64 = s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0];
+    let compatible = s[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified();
+    (nat64 || compatible).then_some(tail)
+}
+
+/// 64:ff9b:1::/48, the local-use NAT64 prefix: translators inside a network.
+fn local_nat64(v6: std::net::Ipv6Addr) -> bool {
+    let s = v6.segments();
+    s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1
 }
 
 /// Parse `raw` and check what can be checked without DNS: the scheme, no
@@ -175,6 +200,15 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "::ffff:127.0.0.1",
+            "198.18.0.1",
+            "198.19.255.1",
+            "240.0.0.1",
+            "255.255.255.254",
+            "192.0.0.8",
+            "64:ff9b::7f00:1",
+            "64:ff9b::a00:1",
+            "64:ff9b:1::c0a8:101",
+            "::127.0.0.1",
         ] {
             assert!(is_internal(ip.parse().unwrap()), "{ip}");
         }
@@ -183,6 +217,8 @@ mod tests {
             "203.0.113.7",
             "2001:4860:4860::8888",
             "100.128.0.1",
+            "198.20.0.1",
+            "64:ff9b::808:808",
         ] {
             assert!(!is_internal(ip.parse().unwrap()), "{ip}");
         }
