@@ -341,15 +341,24 @@ async fn run_async(
     // up after 2 s; how long is the model busy after that?
     let old: Vec<String> = (0..500).map(|i| text_of(&lines, i, 5000)).collect();
     let give_up = Duration::from_secs(2);
-    let ours_after = {
-        let e = embedder.clone();
-        let texts = old.clone();
-        let _ = tokio::time::timeout(give_up, e.embed(texts, EmbedKind::Query)).await;
+    // Seconds from giving up until the embedder's queue is empty.
+    async fn idle_after(e: &assist_models::embed::EmbedHandle) -> f64 {
         let at = Instant::now();
-        node.small(next).await?;
-        next += 1;
+        while e.worker().queue_depth() > 0 && at.elapsed() < Duration::from_secs(600) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         at.elapsed().as_secs_f64()
+    }
+    let ours_after = {
+        let texts = old.clone();
+        let _ = tokio::time::timeout(give_up, embedder.embed(texts, EmbedKind::Query)).await;
+        idle_after(&embedder).await
     };
+    node.small(next).await?;
+    next += 1;
+    println!(
+        "chat-batch: split into jobs, the model was busy {ours_after:.2} s after the request was given up"
+    );
     let peer_after = {
         let worker = embedder.worker().clone();
         let texts = old.clone();
@@ -361,16 +370,15 @@ async fn run_async(
             }),
         )
         .await;
-        let at = Instant::now();
-        node.small(next).await?;
-        at.elapsed().as_secs_f64()
+        idle_after(&embedder).await
     };
+    node.small(next).await?;
     println!(
-        "chat-batch: after giving up on 500 × 5,000 characters at 2 s, the next chat waited {ours_after:.2} s (split) vs {peer_after:.1} s (one job)"
+        "chat-batch: after giving up on 500 × 5,000 characters at 2 s, the model stayed busy {ours_after:.2} s (split) vs {peer_after:.1} s (one job)"
     );
     report.push(
         Figure::new(
-            "next chat after a 500 × 5,000-char request is given up at 2 s",
+            "model busy after a 500 × 5,000-char request is given up at 2 s",
             "s",
             ours_after,
             Better::Lower,
