@@ -9,11 +9,12 @@ use crate::Result;
 use crate::worker::{ModelHandle, WorkerConfig};
 
 /// Most texts in one job on the model's thread.
-pub const JOB_TEXTS: usize = 32;
+pub const JOB_TEXTS: usize = 16;
 /// Most characters in one job (a longer single text is a job of its own;
 /// the model truncates it to its token limit). On 2 cores a job this size
-/// of Chinese text takes a few hundred milliseconds with e5-small.
-pub const JOB_CHARS: usize = 1536;
+/// of Chinese text takes about 0.2 s with e5-small: what another caller
+/// waits at most behind a large request (`assist-eval chat-batch`).
+pub const JOB_CHARS: usize = 512;
 
 /// Cut a request into jobs: indices of texts sorted by length (similar
 /// lengths pad little), then taken in order while a job has room.
@@ -160,10 +161,10 @@ mod tests {
         }
         // The long text is alone; the short ones share a job.
         assert!(jobs.contains(&vec![1]));
-        assert_eq!(jobs[0], vec![6, 0, 2, 5, 3]);
-        assert_eq!(jobs[1], vec![4]);
+        assert_eq!(jobs[0], vec![6, 0, 2, 5]);
+        assert_eq!(jobs[1], vec![3]);
         let many: Vec<String> = (0..100).map(|_| "a".into()).collect();
-        assert_eq!(plan_jobs(&many).len(), 4);
+        assert_eq!(plan_jobs(&many).len(), 7);
     }
 
     #[tokio::test]
@@ -205,7 +206,7 @@ mod tests {
         let handle =
             EmbedHandle::spawn_with(WorkerConfig::new("embed", 8), move || Ok(Slow(counter)))
                 .unwrap();
-        // 3,200 texts: 100 jobs of 32, about 2 s of work.
+        // 3,200 texts: 200 jobs of 16, about 4 s of work.
         let big: Vec<String> = (0..3200).map(|i| format!("t{i}")).collect();
         let worker = handle.clone();
         let task = tokio::spawn(async move { worker.embed(big, EmbedKind::Passage).await });
