@@ -39,8 +39,59 @@ struct Message {
     labels: Vec<String>,
 }
 
+/// Import `lexicon` (JSONL) over HTTP as `trainer` and approve every entry,
+/// so the semantic detector has its exemplars as in production. Shared by
+/// the benchmarks that start a real server with the sample lexicon.
+pub(crate) async fn approve_lexicon(
+    http: &reqwest::Client,
+    base: &str,
+    db: &assist_server::db::Db,
+    org_id: &str,
+    trainer_id: &str,
+    trainer_token: &str,
+    lexicon: String,
+) -> anyhow::Result<()> {
+    let resp = http
+        .post(format!("{base}/v1/kb/lexicon/import?format=jsonl"))
+        .bearer_auth(trainer_token)
+        .header("content-type", "application/x-ndjson")
+        .body(lexicon)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        resp.status().is_success(),
+        "lexicon import: {}",
+        resp.text().await?
+    );
+    for item in db
+        .kb_list(
+            org_id,
+            assist_knowledge_base::Kind::Lexicon,
+            &assist_server::db::kb::KbFilter {
+                limit: 10_000,
+                ..Default::default()
+            },
+        )
+        .await?
+    {
+        db.kb_submit_and_approve(
+            org_id,
+            &item,
+            trainer_id,
+            trainer_id,
+            assist_knowledge_base::ReviewPolicy {
+                allow_self_approval: true,
+            },
+            None,
+            None,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// Latency percentiles, milliseconds.
-fn percentiles(mut ms: Vec<f64>) -> (f64, f64, f64) {
+pub(crate) fn percentiles(mut ms: Vec<f64>) -> (f64, f64, f64) {
     if ms.is_empty() {
         return (f64::NAN, f64::NAN, f64::NAN);
     }
@@ -138,42 +189,7 @@ async fn run_async(
     let (_, compliance_t) = db
         .create_token(&org.id, &compliance.id, None, None, None)
         .await?;
-    let resp = http
-        .post(format!("{base}/v1/kb/lexicon/import?format=jsonl"))
-        .bearer_auth(&trainer_t)
-        .header("content-type", "application/x-ndjson")
-        .body(lexicon)
-        .send()
-        .await?;
-    anyhow::ensure!(
-        resp.status().is_success(),
-        "lexicon import: {}",
-        resp.text().await?
-    );
-    for item in db
-        .kb_list(
-            &org.id,
-            assist_knowledge_base::Kind::Lexicon,
-            &assist_server::db::kb::KbFilter {
-                limit: 10_000,
-                ..Default::default()
-            },
-        )
-        .await?
-    {
-        db.kb_submit_and_approve(
-            &org.id,
-            &item,
-            &trainer.id,
-            &trainer.id,
-            assist_knowledge_base::ReviewPolicy {
-                allow_self_approval: true,
-            },
-            None,
-            None,
-        )
-        .await?;
-    }
+    approve_lexicon(&http, &base, db, &org.id, &trainer.id, &trainer_t, lexicon).await?;
     let mut reps = Vec::new();
     for i in 0..conversations {
         let rep = db

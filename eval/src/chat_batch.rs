@@ -28,15 +28,13 @@ use assist_server::config::Config;
 use assist_server::state::AppState;
 use serde_json::{Value, json};
 
+use crate::alert_latency::approve_lexicon;
 use crate::report::{Better, Figure, Report};
 
-fn percentiles(mut ms: Vec<f64>) -> (f64, f64) {
-    if ms.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    ms.sort_by(f64::total_cmp);
-    let at = |q: f64| ms[((ms.len() as f64 - 1.0) * q).round() as usize];
-    (at(0.50), at(0.95))
+/// p50 and p95, milliseconds.
+fn percentiles(ms: Vec<f64>) -> (f64, f64) {
+    let (p50, p95, _) = crate::alert_latency::percentiles(ms);
+    (p50, p95)
 }
 
 pub fn run(model_dir: PathBuf, data: &Path, out: &Path, alone: usize) -> anyhow::Result<Report> {
@@ -155,42 +153,7 @@ async fn run_async(
     let (_, trainer_t) = db
         .create_token(&org.id, &trainer.id, None, None, None)
         .await?;
-    let resp = http
-        .post(format!("{base}/v1/kb/lexicon/import?format=jsonl"))
-        .bearer_auth(&trainer_t)
-        .header("content-type", "application/x-ndjson")
-        .body(lexicon)
-        .send()
-        .await?;
-    anyhow::ensure!(
-        resp.status().is_success(),
-        "lexicon import: {}",
-        resp.text().await?
-    );
-    for item in db
-        .kb_list(
-            &org.id,
-            assist_knowledge_base::Kind::Lexicon,
-            &assist_server::db::kb::KbFilter {
-                limit: 10_000,
-                ..Default::default()
-            },
-        )
-        .await?
-    {
-        db.kb_submit_and_approve(
-            &org.id,
-            &item,
-            &trainer.id,
-            &trainer.id,
-            assist_knowledge_base::ReviewPolicy {
-                allow_self_approval: true,
-            },
-            None,
-            None,
-        )
-        .await?;
-    }
+    approve_lexicon(&http, &base, db, &org.id, &trainer.id, &trainer_t, lexicon).await?;
     let mut tokens = Vec::new();
     for name in ["rep-a", "rep-b"] {
         let u = db
