@@ -92,10 +92,26 @@ impl AppState {
             }
         };
         let config = self.config.clone();
+        // Silero VAD cuts live audio into utterances; without it an energy
+        // gate does (worse with noise), and the log says what to fetch.
+        let vad = match self.models.ready_path(assist_models::vad::ROLE) {
+            Ok(vad_dir) => match assist_models::vad::SileroModel::load(&vad_dir) {
+                Ok(v) => Some(v),
+                Err(err) => {
+                    tracing::warn!(error = %err, "live calls use an energy gate: the VAD model did not load");
+                    None
+                }
+            },
+            Err(err) => {
+                tracing::warn!(error = %err, "live calls use an energy gate until the VAD model is fetched");
+                None
+            }
+        };
         let speech = tokio::task::spawn_blocking(move || {
             crate::speech::SpeechService::open(&config, &dir, &model)
         })
-        .await??;
+        .await??
+        .with_vad(vad);
         let requeued = crate::calls::requeue_orphans(&self.db, &self.jobs)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -39,6 +39,13 @@ struct Live {
 /// A served app with the fake embedder, fake Whisper, an approved price
 /// script and the sample lexicon; a rep with a bound phone.
 async fn live_app(db: assist_server::db::Db) -> Live {
+    live_app_with(db, |_| {}).await
+}
+
+async fn live_app_with(
+    db: assist_server::db::Db,
+    tweak: impl FnOnce(&mut assist_server::config::Config) + Send + 'static,
+) -> Live {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path().to_path_buf();
     let mut app = setup_with(db, move |c| {
@@ -46,6 +53,7 @@ async fn live_app(db: assist_server::db::Db) -> Live {
         c.kb.kb_allow_self_approval = true;
         c.live.live_resume_window_secs = 30;
         c.live.live_stall_timeout_secs = 2;
+        tweak(c);
     })
     .await;
     let embedder = EmbedHandle::fake(WorkerConfig::new("embedder", 8)).unwrap();
@@ -482,6 +490,119 @@ async fn live_audio_is_transcribed_per_speaker() {
     assert!(suggested >= 1);
 }
 
+/// Send `samples` (at the session's rate) on `channel` in 200 ms frames.
+async fn send_pcm(ws: &mut Ws, channel: u8, rate: usize, samples: &[f32]) {
+    for chunk in samples.chunks(rate / 5) {
+        let mut frame = vec![channel];
+        for s in chunk {
+            frame.extend_from_slice(&((s * 32767.0) as i16).to_le_bytes());
+        }
+        ws.send(Message::Binary(frame.into())).await.unwrap();
+    }
+}
+
+fn tone(seconds: f64, rate: usize) -> Vec<f32> {
+    (0..(seconds * rate as f64) as usize)
+        .map(|i| (i as f32 * 440.0 * std::f32::consts::TAU / rate as f32).sin() * 0.25)
+        .collect()
+}
+
+/// Finals of the session until it ends: (text, start_s, end_s).
+async fn finals_until_end(ws: &mut Ws) -> Vec<(String, f64, f64)> {
+    send(ws, &ClientMessage::End).await;
+    let mut finals = Vec::new();
+    loop {
+        match next(ws).await {
+            Ok(ServerMessage::Final(p)) => finals.push((p.text, p.start_s, p.end_s)),
+            Ok(_) => {}
+            Err(code) => {
+                assert_eq!(code, Some(close::NORMAL));
+                return finals;
+            }
+        }
+    }
+}
+
+/// Live audio that is not a tidy conversation: minutes of silence, noise
+/// that never stops, 8 kHz telephone audio, a call that ends mid-sentence.
+/// Each gives whole finals (or none), and a text call on the same node is
+/// served all along.
+#[tokio::test]
+async fn difficult_live_audio_gives_whole_finals_and_the_node_stays_healthy() {
+    let t = testing::sqlite().await;
+    let live = live_app_with(t.db.clone(), |c| {
+        // Audio much faster than real time, so minutes take seconds.
+        c.live.live_max_speed = 1_000.0;
+        c.live.live_max_utterance_secs = 5.0;
+    })
+    .await;
+    let open = |call: &'static str, layout: AudioLayout, rate: u32| {
+        let live = &live;
+        async move {
+            let mut ws = connect(live, &live.device_token).await.unwrap();
+            let mut s = start(call, layout);
+            s.audio.sample_rate = rate;
+            send(&mut ws, &ClientMessage::Start(s)).await;
+            until(&mut ws, |m| {
+                matches!(m, ServerMessage::Ready(_)).then_some(())
+            })
+            .await;
+            ws
+        }
+    };
+    let mixed = assist_protocol::live::AUDIO_CHANNEL_MIXED;
+
+    // Two minutes of near silence (a hiss at −60 dBFS), then one sentence.
+    let mut ws = open("quiet", AudioLayout::Mixed, 16_000).await;
+    let hiss: Vec<f32> = (0..16_000 * 120)
+        .map(|i| if i % 2 == 0 { 0.001 } else { -0.001 })
+        .collect();
+    send_pcm(&mut ws, mixed, 16_000, &hiss).await;
+    let mut sentence = tone(1.5, 16_000);
+    sentence.extend(vec![0.0; 16_000]);
+    send_pcm(&mut ws, mixed, 16_000, &sentence).await;
+    let finals = finals_until_end(&mut ws).await;
+    assert_eq!(finals.len(), 1, "{finals:?}");
+    let (_, start_s, end_s) = finals[0];
+    assert!((119.7..=120.0).contains(&start_s), "{finals:?}");
+    assert!((121.4..=121.8).contains(&end_s), "{finals:?}");
+
+    // Noise that never stops: cut at the 5 s maximum into whole pieces.
+    let mut ws = open("noise", AudioLayout::Mixed, 16_000).await;
+    send_pcm(&mut ws, mixed, 16_000, &tone(22.0, 16_000)).await;
+    let finals = finals_until_end(&mut ws).await;
+    assert!(finals.len() >= 4, "{finals:?}");
+    for (_, a, b) in &finals {
+        assert!(b - a <= 5.1, "{finals:?}");
+    }
+
+    // 8 kHz telephone audio: its times are right, and a text call meanwhile
+    // gets its suggestions.
+    let mut phone = open("phone-8k", AudioLayout::Mixed, 8_000).await;
+    let mut text_call = open("text-call", AudioLayout::None, 16_000).await;
+    let mut audio = vec![0.0; 8_000];
+    audio.extend(tone(2.0, 8_000));
+    audio.extend(vec![0.0; 8_000]);
+    // The call ends mid-sentence: its last sentence still arrives.
+    audio.extend(tone(1.0, 8_000));
+    send_pcm(&mut phone, mixed, 8_000, &audio).await;
+    send(
+        &mut text_call,
+        &text(Speaker::Customer, "你们的价格太贵了", "u-8k"),
+    )
+    .await;
+    until(&mut text_call, |m| {
+        matches!(m, ServerMessage::Suggestions { .. }).then_some(())
+    })
+    .await;
+    let finals = finals_until_end(&mut phone).await;
+    assert_eq!(finals.len(), 2, "{finals:?}");
+    assert!((0.7..=1.0).contains(&finals[0].1), "{finals:?}");
+    assert!((2.9..=3.3).contains(&finals[0].2), "{finals:?}");
+    assert!((3.7..=4.0).contains(&finals[1].1), "{finals:?}");
+    assert!(finals.iter().all(|f| f.0.contains("价格太贵了")));
+}
+
 #[tokio::test]
 async fn bad_live_input_closes_with_clear_codes() {
     let t = testing::sqlite().await;
@@ -497,10 +618,10 @@ async fn bad_live_input_closes_with_clear_codes() {
             .contains("401")
     );
 
-    // 8 kHz audio.
+    // 44.1 kHz audio (16 and 8 kHz are taken).
     let mut ws = connect(&live, &live.device_token).await.unwrap();
     let mut s = start("call-5", AudioLayout::Mixed);
-    s.audio.sample_rate = 8_000;
+    s.audio.sample_rate = 44_100;
     send(&mut ws, &ClientMessage::Start(s)).await;
     assert_eq!(
         next(&mut ws).await.unwrap_err(),

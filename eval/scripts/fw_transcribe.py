@@ -37,6 +37,11 @@ def main():
     p.add_argument("--beam-size", type=int, default=1)
     p.add_argument("--language", default=None, help="force a language (default: detect)")
     p.add_argument("--initial-prompt", default=None)
+    p.add_argument(
+        "--utterance",
+        action="store_true",
+        help="each file is one live utterance: Silero VAD filter on, greedy, no timestamps",
+    )
     p.add_argument("files", nargs="+")
     args = p.parse_args()
 
@@ -56,20 +61,32 @@ def main():
     for path in args.files:
         audio = read_wav(path)
         started = time.perf_counter()
-        segments, info = model.transcribe(
-            audio,
-            language=args.language,
-            beam_size=args.beam_size,
-            best_of=5,
-            temperature=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
-            compression_ratio_threshold=2.4,
-            log_prob_threshold=-1.0,
-            no_speech_threshold=0.6,
-            condition_on_previous_text=True,
-            initial_prompt=args.initial_prompt,
-            without_timestamps=False,
-            vad_filter=False,
-        )
+        if args.utterance:
+            segments, info = model.transcribe(
+                audio,
+                language=args.language,
+                beam_size=args.beam_size,
+                temperature=0.0,
+                condition_on_previous_text=False,
+                initial_prompt=args.initial_prompt,
+                without_timestamps=True,
+                vad_filter=True,
+            )
+        else:
+            segments, info = model.transcribe(
+                audio,
+                language=args.language,
+                beam_size=args.beam_size,
+                best_of=5,
+                temperature=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
+                compression_ratio_threshold=2.4,
+                log_prob_threshold=-1.0,
+                no_speech_threshold=0.6,
+                condition_on_previous_text=True,
+                initial_prompt=args.initial_prompt,
+                without_timestamps=False,
+                vad_filter=False,
+            )
         # `segments` is a generator: the work happens while it is consumed.
         texts = [s.text.strip() for s in segments]
         wall_s = time.perf_counter() - started

@@ -83,6 +83,7 @@ pub fn run(model_dir: PathBuf, args: &AsrArgs, out: &Path) -> anyhow::Result<Rep
             language: Some(lang.to_string()),
             prompt: (*lang == "zh").then(|| "以下是普通话的句子。".to_string()),
             precision: args.precision.clone(),
+            utterance: None,
         };
         let files: Vec<PathBuf> = clips.iter().map(|c| c.path.clone()).collect();
         eprintln!("{lang}: {} clips, ours", files.len());

@@ -78,6 +78,7 @@ pub fn run(model_dir: PathBuf, args: &BenchArgs, out: &Path) -> anyhow::Result<R
             language: (!args.detect_language).then(|| lang.to_string()),
             prompt: (*lang == "zh").then(|| "以下是普通话的句子。".to_string()),
             precision: args.precision.clone(),
+            utterance: None,
         };
         let files: Vec<PathBuf> = std::iter::repeat_n(clip.clone(), rounds).collect();
         eprintln!("{lang}: running ours on {}", clip.display());

@@ -82,6 +82,10 @@ pub struct RunSpec {
     pub prompt: Option<String>,
     /// Weight precision for ours (`f32`, `q8`, `mixed`; the product uses `mixed`).
     pub precision: String,
+    /// Each file is one live utterance: ours decodes it as the live
+    /// pipeline does (`full` or `fit` encoder window), faster-whisper with
+    /// its Silero VAD filter, greedy, no timestamps. `None`: long-form.
+    pub utterance: Option<String>,
 }
 
 /// Run ours in a child process (this binary's `asr-run`), so its peak memory
@@ -103,6 +107,9 @@ pub fn run_ours(spec: &RunSpec, files: &[PathBuf]) -> anyhow::Result<EngineRun> 
     }
     if let Some(p) = &spec.prompt {
         cmd.arg("--prompt").arg(p);
+    }
+    if let Some(u) = &spec.utterance {
+        cmd.arg("--utterance").arg(u);
     }
     cmd.args(files);
     run_json(cmd, "ours (assist-eval asr-run)")
@@ -129,6 +136,9 @@ pub fn run_faster_whisper(
     }
     if let Some(p) = &spec.prompt {
         cmd.arg("--initial-prompt").arg(p);
+    }
+    if spec.utterance.is_some() {
+        cmd.arg("--utterance");
     }
     cmd.args(files);
     run_json(cmd, "faster-whisper")
@@ -158,6 +168,7 @@ pub fn asr_run(
     language: Option<String>,
     prompt: Option<String>,
     precision: &str,
+    utterance: Option<&str>,
     files: &[PathBuf],
 ) -> anyhow::Result<()> {
     use assist_models::audio::{DecodeOptions, decode_file};
@@ -178,17 +189,35 @@ pub fn asr_run(
     let started = Instant::now();
     let mut asr = Transcriber::load(model, &load_opts)?;
     let load_s = started.elapsed().as_secs_f64();
-    let opts = TranscribeOptions {
+    let mut opts = TranscribeOptions {
         language,
         initial_prompt: prompt,
         ..TranscribeOptions::default()
     };
+    match utterance {
+        None => {}
+        Some(window @ ("full" | "fit")) => {
+            // As `assist_server::live::asr` decodes a live utterance.
+            opts.timestamps = false;
+            opts.condition_on_previous_text = false;
+            opts.temperatures = vec![0.0];
+            opts.max_tokens_per_window = 160;
+            if window == "fit" {
+                opts.fit_window = Some(assist_models::speech::FitWindow::default());
+            }
+        }
+        Some(other) => anyhow::bail!("--utterance is `full` or `fit`, not `{other}`"),
+    }
     let mut results = Vec::new();
     for file in files {
         let audio = decode_file(file, &DecodeOptions::default())?;
         let samples = audio.mono();
         let started = Instant::now();
-        let t = asr.transcribe(&samples, &opts)?;
+        let t = if utterance.is_some() {
+            asr.transcribe_window(&samples, &opts)?
+        } else {
+            asr.transcribe(&samples, &opts)?
+        };
         let wall_s = started.elapsed().as_secs_f64();
         results.push(FileResult {
             file: file.clone(),

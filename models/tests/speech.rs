@@ -636,3 +636,65 @@ fn real_weights_rtf_report() {
         }
     }
 }
+
+/// A live utterance decoded on an encoder window fitted to it (a fraction
+/// of the work) reads the same as on a whole 30-second window, on real
+/// recorded speech in both languages.
+#[test]
+fn real_weights_fitted_window_transcribes_real_utterances() {
+    let Some(dir) = ready_model("whisper-base") else {
+        return;
+    };
+    let Some(real) = assist_testkit::real_speech_dir() else {
+        return;
+    };
+    let mut asr = load(&dir, Precision::default());
+    let cases = [
+        (
+            "zh_aishell1_BAC009S0764W0121.wav",
+            "zh",
+            "甚至出现交易几乎停滞的情况",
+        ),
+        (
+            "zh_funasr_asr_example.wav",
+            "zh",
+            "欢迎大家来体验达摩院推出的语音识别模型",
+        ),
+        (
+            "en_jfk.wav",
+            "en",
+            "and so my fellow americans ask not what your country can do for you ask what you can do for your country",
+        ),
+    ];
+    for (file, lang, reference) in cases {
+        let samples = mono16k(&real.join(file));
+        let mut opts = TranscribeOptions {
+            language: Some(lang.into()),
+            timestamps: false,
+            temperatures: vec![0.0],
+            condition_on_previous_text: false,
+            ..TranscribeOptions::default()
+        };
+        let full = asr.transcribe_window(&samples, &opts).unwrap().text();
+        opts.fit_window = Some(assist_models::speech::FitWindow::default());
+        let fit = asr.transcribe_window(&samples, &opts).unwrap().text();
+        println!("{file}: full {full:?} | fitted {fit:?}");
+        // Units that match the reference (characters for Chinese, words for English).
+        let hits = |text: &str| -> f64 {
+            if lang == "zh" {
+                let got: Vec<char> = text.chars().collect();
+                let n = reference.chars().filter(|c| got.contains(c)).count();
+                n as f64 / reference.chars().count() as f64
+            } else {
+                let got = words(text);
+                let want = words(reference);
+                want.iter().filter(|w| got.contains(w)).count() as f64 / want.len() as f64
+            }
+        };
+        assert!(hits(&fit) >= 0.8, "{file}: fitted {fit:?}");
+        assert!(
+            hits(&fit) + 0.1 >= hits(&full),
+            "{file}: fitted {fit:?} much worse than full {full:?}"
+        );
+    }
+}

@@ -13,7 +13,9 @@ use std::process::Command;
 use std::time::Instant;
 
 use assist_models::audio::{DecodeOptions, decode_file};
-use assist_models::vad::{MODEL_FILE, SampleRate, SileroModel};
+use assist_models::vad::{
+    EndReason, EndpointOptions, MODEL_FILE, SampleRate, Segmenter, SileroModel, Utterance,
+};
 use assist_testkit::{Kind, skip};
 
 fn model_root() -> PathBuf {
@@ -201,4 +203,90 @@ fn real_weights_find_the_speech_between_silences_at_both_rates() {
         assert!(before < 0.1 && after < 0.1, "{} Hz", rate.hz());
         assert!(share > 0.8, "{} Hz: {share}", rate.hz());
     }
+}
+
+fn real_clip(dir: &Path, name: &str, rate: SampleRate) -> Vec<f32> {
+    let opts = DecodeOptions {
+        target_rate: rate.hz(),
+        ..DecodeOptions::default()
+    };
+    decode_file(&dir.join(name), &opts)
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .mono()
+}
+
+/// Utterances of `audio` streamed in 20 ms chunks, then the end of the stream.
+fn segment(model: &SileroModel, rate: SampleRate, audio: &[f32]) -> Vec<Utterance> {
+    let mut seg = Segmenter::new(Some(model), rate, EndpointOptions::default()).unwrap();
+    assert!(seg.uses_silero());
+    let mut out = Vec::new();
+    for chunk in audio.chunks(rate.hz() as usize / 50) {
+        out.extend(seg.push(chunk).unwrap());
+    }
+    out.extend(seg.finish().unwrap());
+    out
+}
+
+#[test]
+fn real_weights_cut_real_recordings_into_whole_sentences() {
+    let Some(model) = model() else { return };
+    let Some(dir) = assist_testkit::real_speech_dir() else {
+        return;
+    };
+    let rate = SampleRate::Hz16000;
+    let a = real_clip(&dir, "zh_aishell1_BAC009S0764W0121.wav", rate);
+    let b = real_clip(&dir, "zh_aishell1_BAC009S0724W0121.wav", rate);
+    let second = 16_000usize;
+    let mut audio = vec![0.0f32; second];
+    let a_at = audio.len();
+    audio.extend(&a);
+    audio.extend(vec![0.0f32; second * 6 / 5]);
+    let b_at = audio.len();
+    audio.extend(&b);
+    audio.extend(vec![0.0f32; second * 3 / 2]);
+    let finals: Vec<Utterance> = segment(&model, rate, &audio)
+        .into_iter()
+        .filter(|u| u.is_final())
+        .collect();
+    let spans: Vec<(u64, u64)> = finals.iter().map(|u| (u.start_ms, u.end_ms)).collect();
+    eprintln!("utterances (ms): {spans:?}");
+    // One final per sentence, none cut in half by its own short pauses.
+    assert_eq!(finals.len(), 2, "{spans:?}");
+    let ms = |samples: usize| (samples * 1000 / second) as u64;
+    for (u, (at, len)) in finals.iter().zip([(a_at, a.len()), (b_at, b.len())]) {
+        // Each lies on its own recording (give or take the pre-/post-roll).
+        assert!(u.start_ms + 400 >= ms(at), "{spans:?}");
+        assert!(u.end_ms <= ms(at + len) + 400, "{spans:?}");
+        assert!(u.duration_ms() * 2 >= ms(len), "{spans:?}");
+        assert_eq!(u.end, Some(EndReason::Silence));
+        assert!(
+            u.samples.len().abs_diff(u.duration_ms() as usize * 16) <= 16,
+            "{} samples for {} ms",
+            u.samples.len(),
+            u.duration_ms()
+        );
+    }
+}
+
+#[test]
+fn real_weights_segment_native_8k_telephone_audio() {
+    let Some(model) = model() else { return };
+    let Some(dir) = assist_testkit::real_speech_dir() else {
+        return;
+    };
+    // Ten Harvard sentences read with pauses, recorded at 8 kHz.
+    let rate = SampleRate::Hz8000;
+    let audio = real_clip(&dir, "en_osr_us_000_0034_8k.orig8k.wav", rate);
+    let utterances = segment(&model, rate, &audio);
+    let finals: Vec<&Utterance> = utterances.iter().filter(|u| u.is_final()).collect();
+    let spans: Vec<(u64, u64)> = finals.iter().map(|u| (u.start_ms, u.end_ms)).collect();
+    eprintln!("8 kHz utterances (ms): {spans:?}");
+    assert!((8..=12).contains(&finals.len()), "{spans:?}");
+    for u in &finals {
+        assert!(u.duration_ms() <= 15_000);
+        // Given out at 16 kHz for Whisper.
+        assert!(u.samples.len().abs_diff(u.duration_ms() as usize * 16) <= 32);
+    }
+    // In order, not overlapping, and together most of the recording's speech.
+    assert!(spans.windows(2).all(|w| w[0].1 <= w[1].0), "{spans:?}");
 }

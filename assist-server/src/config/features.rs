@@ -118,6 +118,46 @@ pub struct LiveConfig {
     /// Suggestions per customer utterance unless the phone asks otherwise.
     #[arg(long, env = "ASSIST_LIVE_TOP_K", default_value_t = 3, global = true)]
     pub live_top_k: usize,
+    /// Silence that ends a spoken utterance in live audio, milliseconds
+    /// (shorter: suggestions sooner, but long hesitations split sentences;
+    /// `assist-eval endpoint` measures the trade-off).
+    #[arg(
+        long,
+        env = "ASSIST_LIVE_END_SILENCE_MS",
+        default_value_t = 400,
+        global = true
+    )]
+    pub live_end_silence_ms: u32,
+    /// Longest live utterance before it is cut (music or noise that never
+    /// ends, a monologue), seconds.
+    #[arg(
+        long,
+        env = "ASSIST_LIVE_MAX_UTTERANCE_SECS",
+        default_value_t = 15.0,
+        global = true
+    )]
+    pub live_max_utterance_secs: f64,
+    /// Partial transcripts of a long utterance at most this often,
+    /// milliseconds (0: finals only). Partials yield to finals when the
+    /// recogniser is busy.
+    #[arg(
+        long,
+        env = "ASSIST_LIVE_PARTIAL_EVERY_MS",
+        default_value_t = 1500,
+        global = true
+    )]
+    pub live_partial_every_ms: u32,
+    /// New audio sessions are refused (4503) while the live recogniser was
+    /// busy more than this share of the last 20 seconds, or a customer's
+    /// utterance has waited over a second: admission follows measured
+    /// speech capacity, not a session count alone.
+    #[arg(
+        long,
+        env = "ASSIST_LIVE_ADMIT_BUSY",
+        default_value_t = 0.85,
+        global = true
+    )]
+    pub live_admit_busy: f64,
 }
 
 impl Default for LiveConfig {
@@ -128,6 +168,10 @@ impl Default for LiveConfig {
             live_stall_timeout_secs: 10,
             live_resume_window_secs: 60,
             live_top_k: 3,
+            live_end_silence_ms: 400,
+            live_max_utterance_secs: 15.0,
+            live_partial_every_ms: 1500,
+            live_admit_busy: 0.85,
         }
     }
 }

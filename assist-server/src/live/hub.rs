@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Instant;
 
-use assist_models::speech::streaming::{StreamingOptions, StreamingTranscriber};
+use assist_models::vad::{EndpointOptions, SampleRate, Segmenter, SileroModel};
 use assist_protocol::live::{
     AUDIO_CHANNEL_CUSTOMER, AUDIO_CHANNEL_MIXED, AUDIO_CHANNEL_REP, AudioLayout, ServerMessage,
     Speaker, Start, TranscriptPiece,
@@ -20,8 +20,6 @@ use crate::db::device::LiveSessionRow;
 
 /// Events kept per session for replay before the oldest sent ones go.
 const LOG_KEEP: usize = 10_000;
-/// Audio is given to the streamer in pieces of at least this many samples.
-pub(crate) const MIN_FEED: usize = 4_000;
 /// Customer turns used as context for a short utterance.
 pub(crate) const CONTEXT_TURNS: usize = 3;
 
@@ -30,18 +28,29 @@ pub(crate) const CONTEXT_TURNS: usize = 3;
 pub struct LiveHub {
     sessions: StdMutex<HashMap<String, Arc<Mutex<Session>>>>,
     active: AtomicUsize,
+    /// Every live utterance of this node waits here for the recogniser.
+    pub asr: super::asr::LiveAsr,
 }
 
 /// One speaker's audio channel.
 #[derive(Debug)]
 pub struct Channel {
-    pub stream: Arc<StdMutex<StreamingTranscriber>>,
-    /// Audio received and not yet given to the streamer.
-    pub pending: Vec<f32>,
+    /// Voice activity and endpointing: audio in, utterances out.
+    pub segmenter: Segmenter,
     /// All samples received on this channel.
     pub received: u64,
-    /// A step is running on the Whisper thread.
-    pub busy: bool,
+    /// The end of this channel's recent finals, given to Whisper as context.
+    pub context: String,
+    /// The language the channel's first final was recognised in (when the
+    /// session does not force one).
+    pub language: Option<String>,
+    /// Index of the last utterance whose final was decoded (older partials
+    /// are not shown).
+    pub finals_done: u64,
+    /// Finals queued, being recognised or being stored.
+    pub inflight: usize,
+    /// Keeps this channel's finals in order from recogniser to phone.
+    pub order: Arc<Mutex<()>>,
 }
 
 /// What the current connection's writer sends besides the log.
@@ -168,24 +177,38 @@ pub fn speaker_of(channel: u8) -> Speaker {
 impl Session {
     pub fn new(
         config: &Config,
+        vad: Option<&SileroModel>,
         row: LiveSessionRow,
         caller: Caller,
         start: Start,
         top_k: usize,
     ) -> Session {
         let mut channels = HashMap::new();
+        let rate = SampleRate::from_hz(start.audio.sample_rate).unwrap_or(SampleRate::Hz16000);
+        let live = &config.live;
+        let opts = EndpointOptions {
+            end_silence_ms: live.live_end_silence_ms,
+            max_utterance_ms: (live.live_max_utterance_secs * 1000.0).round() as u32,
+            partial_every_ms: live.live_partial_every_ms,
+            ..EndpointOptions::default()
+        };
         for &ch in channels_of(start.audio.layout) {
-            let opts = StreamingOptions {
-                transcribe: crate::speech::transcribe_options(config, start.language.clone()),
-                ..StreamingOptions::default()
-            };
+            let segmenter = Segmenter::new(vad, rate, opts.clone())
+                .or_else(|e| {
+                    tracing::warn!(error = %e, "live channel falls back to the energy gate");
+                    Segmenter::new(None, rate, opts.clone())
+                })
+                .expect("the energy gate needs no weights");
             channels.insert(
                 ch,
                 Channel {
-                    stream: Arc::new(StdMutex::new(StreamingTranscriber::new(opts))),
-                    pending: Vec::new(),
+                    segmenter,
                     received: 0,
-                    busy: false,
+                    context: String::new(),
+                    language: None,
+                    finals_done: 0,
+                    inflight: 0,
+                    order: Arc::new(Mutex::new(())),
                 },
             );
         }

@@ -10,9 +10,10 @@
 //! - per speaker, the **latest partial** only: a newer partial replaces an
 //!   unsent one (counted, and reported with `dropped`), so under
 //!   backpressure partials go first;
-//! - per audio channel, a [`assist_models::speech::streaming::StreamingTranscriber`] (behind a mutex, so a job
-//!   refused by the busy Whisper thread loses nothing), the audio not yet
-//!   given to it, and how much arrived;
+//! - per audio channel, a [`assist_models::vad::Segmenter`] (Silero VAD and
+//!   an endpointer) that turns audio into whole utterances as the speaker
+//!   pauses, and how much audio arrived; utterances wait in the node's
+//!   [`asr::LiveAsr`] queue for the live Whisper instance, customers first;
 //! - the row in `live_sessions`; every final is stored in `live_segments`
 //!   with the suggestions made for it (`live_suggestions`) before it is sent.
 //!
@@ -26,8 +27,9 @@
 //! audio through the streaming recogniser and turns each final into
 //! suggestions, stored rows and risk findings.
 
+pub mod asr;
 pub mod hub;
 pub mod pipeline;
 
 pub use hub::{Channel, LiveHub, Outlet, Session, channels_of, speaker_of, text_language};
-pub use pipeline::{drive_channel, finish, on_final};
+pub use pipeline::{finish, on_final, push_audio};

@@ -14,7 +14,7 @@ use crate::state::AppState;
 use crate::time::now_ms;
 use assist_indexer::retriever::Mode;
 
-use super::hub::{CONTEXT_TURNS, MIN_FEED, Session, speaker_of, text_language};
+use super::hub::{CONTEXT_TURNS, Session, text_language};
 
 /// One final piece: log it, store it with its suggestions, risk-check it.
 ///
@@ -231,104 +231,74 @@ async fn check_risk(
     Ok(())
 }
 
-/// Run the streamer of `channel` on the pending audio until none is left
-/// (or only a little, unless `finish`). Only one runner per channel.
-pub async fn drive_channel(
-    state: AppState,
-    slot: Arc<Mutex<Session>>,
+/// New audio of `channel`: find the utterances it completes and queue them
+/// for the recogniser. Returns seconds of speech dropped because the
+/// channel already had [`super::asr::MAX_QUEUED_FINALS`] finals waiting.
+pub fn push_audio(
+    state: &AppState,
+    slot: &Arc<Mutex<Session>>,
+    session: &mut Session,
     channel: u8,
+    samples: &[f32],
     finish: bool,
-) -> Result<(), ApiError> {
-    let Some(speech) = state.speech.clone() else {
-        return Ok(());
+) -> f64 {
+    let Some(c) = session.channels.get_mut(&channel) else {
+        return 0.0;
     };
-    loop {
-        let (stream, chunk) = {
-            let mut s = slot.lock().await;
-            let Some(c) = s.channels.get_mut(&channel) else {
-                return Ok(());
-            };
-            if c.busy || (c.pending.len() < MIN_FEED && !finish) {
-                return Ok(());
-            }
-            c.busy = true;
-            (Arc::clone(&c.stream), std::mem::take(&mut c.pending))
-        };
-        let result = speech.stream_step(stream, chunk.clone(), finish).await;
-        let mut s = slot.lock().await;
-        if let Some(c) = s.channels.get_mut(&channel) {
-            c.busy = false;
+    let found = if finish {
+        c.segmenter.push(samples).and_then(|mut u| {
+            u.extend(c.segmenter.finish()?);
+            Ok(u)
+        })
+    } else {
+        c.segmenter.push(samples)
+    };
+    let utterances = match found {
+        Ok(u) => u,
+        Err(e) => {
+            session.direct(ServerMessage::Error {
+                code: ErrorCode::InvalidRequest,
+                message: format!("an audio frame was not usable: {e}"),
+            });
+            return 0.0;
         }
-        let update = match result {
-            Ok(u) => u,
-            Err(ApiError::Overloaded { .. }) => {
-                // The Whisper thread is full: keep the audio, try again shortly.
-                if let Some(c) = s.channels.get_mut(&channel) {
-                    let mut back = chunk;
-                    back.append(&mut c.pending);
-                    c.pending = back;
-                }
-                drop(s);
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let mut dropped_s = 0.0;
+    for u in utterances {
+        if u.is_final() {
+            if c.inflight >= super::asr::MAX_QUEUED_FINALS {
+                dropped_s += u.duration_ms() as f64 / 1000.0;
+                metrics::counter!("assist_live_utterances_dropped_total").increment(1);
                 continue;
             }
-            Err(e) => {
-                s.direct(ServerMessage::Error {
-                    code: ErrorCode::Internal,
-                    message: "speech recognition failed for a piece of audio; the call goes on"
-                        .into(),
-                });
-                return Err(e);
-            }
-        };
-        drop(s);
-        let speaker = speaker_of(channel);
-        for seg in &update.finals {
-            on_final(
-                &state,
-                &slot,
-                speaker,
-                &seg.text,
-                seg.start_s,
-                seg.end_s,
-                None,
-            )
-            .await?;
+            c.inflight += 1;
+            metrics::counter!("assist_live_utterances_total").increment(1);
         }
-        let mut s = slot.lock().await;
-        if let Some(p) = &update.partial
-            && !p.text.trim().is_empty()
-        {
-            let seq = s.take_seq();
-            s.partial(TranscriptPiece {
-                seq,
-                speaker,
-                text: p.text.trim().to_string(),
-                start_s: p.start_s,
-                end_s: p.end_s,
-            });
-        }
-        if finish {
-            return Ok(());
-        }
+        state.live.asr.enqueue(state, slot, channel, u);
     }
+    dropped_s
+}
+
+/// Whether every final of the session has been recognised and stored.
+fn settled(session: &Session) -> bool {
+    session.channels.values().all(|c| c.inflight == 0)
 }
 
 /// Flush every channel and mark the session ended (stored; removed from the hub).
 pub async fn finish(state: &AppState, slot: &Arc<Mutex<Session>>, reason: &str) {
-    let channels: Vec<u8> = slot.lock().await.channels.keys().copied().collect();
-    for ch in channels {
-        // Wait for a running step of this channel, then flush it.
-        loop {
-            let busy = slot.lock().await.channels.get(&ch).is_some_and(|c| c.busy);
-            if !busy {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    {
+        // The utterance going on when the call ends is a final too.
+        let mut s = slot.lock().await;
+        let channels: Vec<u8> = s.channels.keys().copied().collect();
+        for ch in channels {
+            push_audio(state, slot, &mut s, ch, &[], true);
         }
-        if let Err(e) = drive_channel(state.clone(), Arc::clone(slot), ch, true).await {
-            tracing::warn!(error = %e, "flushing a live channel failed");
-        }
+    }
+    // Wait for the recogniser and storage of what is queued (bounded: a
+    // node shutting down does not wait forever).
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !settled(&*slot.lock().await) && std::time::Instant::now() < until {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let mut s = slot.lock().await;
     if s.ended {

@@ -12,7 +12,6 @@ use assist_models::speech::{LoadOptions, Transcribe, TranscribeOptions, Transcri
 use assist_models::worker::{ModelHandle, WorkerConfig};
 
 use crate::config::Config;
-use assist_models::speech::streaming::{StreamUpdate, StreamingTranscriber};
 
 use crate::db::calls::ChannelLayout;
 use crate::error::ApiError;
@@ -23,6 +22,11 @@ pub mod formats;
 #[derive(Clone)]
 pub struct SpeechService {
     handle: ModelHandle<Box<dyn Transcribe>>,
+    /// A second instance for live calls, so a long recording being
+    /// transcribed never holds a live utterance back; `None` shares `handle`.
+    live: Option<ModelHandle<Box<dyn Transcribe>>>,
+    /// Silero VAD for live endpointing; `None` falls back to an energy gate.
+    vad: Option<assist_models::vad::SileroModel>,
     model: String,
 }
 
@@ -30,6 +34,8 @@ impl std::fmt::Debug for SpeechService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SpeechService")
             .field("model", &self.model)
+            .field("live_instance", &self.live.is_some())
+            .field("vad", &self.vad.as_ref().map(|v| v.source().to_path_buf()))
             .finish()
     }
 }
@@ -37,16 +43,44 @@ impl std::fmt::Debug for SpeechService {
 impl SpeechService {
     /// Load the Whisper model in `dir` (the store's CTranslate2 layout or a
     /// Hugging Face directory) on a new owner thread. Blocking.
+    /// A second instance on its own thread serves live calls.
     pub fn open(config: &Config, dir: &Path, model: &str) -> anyhow::Result<SpeechService> {
-        let dir = dir.to_path_buf();
-        let name = model.to_string();
-        Self::spawn(config, model, move || {
-            let opts = LoadOptions {
-                name,
-                ..LoadOptions::default()
-            };
-            Ok(Box::new(Transcriber::load(&dir, &opts)?) as Box<dyn Transcribe>)
-        })
+        let load = |name: String| {
+            let dir = dir.to_path_buf();
+            move || {
+                let opts = LoadOptions {
+                    name,
+                    ..LoadOptions::default()
+                };
+                Ok(Box::new(Transcriber::load(&dir, &opts)?) as Box<dyn Transcribe>)
+            }
+        };
+        Self::spawn(config, model, load(model.to_string()))?
+            .with_live(config, load(format!("{model}-live")))
+    }
+
+    /// Serve live calls from a second recogniser on its own thread.
+    pub fn with_live(
+        mut self,
+        config: &Config,
+        load: impl FnOnce() -> assist_models::Result<Box<dyn Transcribe>> + Send + 'static,
+    ) -> anyhow::Result<SpeechService> {
+        self.live = Some(ModelHandle::spawn(
+            WorkerConfig::new("asr-live", config.models.model_queue_capacity),
+            load,
+        )?);
+        Ok(self)
+    }
+
+    /// Endpoint live audio with Silero VAD (else an energy gate).
+    pub fn with_vad(mut self, vad: Option<assist_models::vad::SileroModel>) -> SpeechService {
+        self.vad = vad;
+        self
+    }
+
+    /// The VAD weights live channels use, if loaded.
+    pub fn vad(&self) -> Option<&assist_models::vad::SileroModel> {
+        self.vad.as_ref()
     }
 
     /// Run any recogniser (tests use `FakeTranscriber` or a failing one).
@@ -61,6 +95,8 @@ impl SpeechService {
         )?;
         Ok(SpeechService {
             handle,
+            live: None,
+            vad: None,
             model: model.to_string(),
         })
     }
@@ -85,33 +121,24 @@ impl SpeechService {
         Ok(out)
     }
 
-    /// One step of a live stream on the model's owner thread: push `chunk`
-    /// and decode if enough new audio arrived (or flush all with `finish`).
-    /// The streamer stays with the caller, so a refused job (`Overloaded`)
-    /// loses nothing: the caller keeps the chunk and tries again.
-    pub async fn stream_step(
+    /// Transcribe one live utterance (16 kHz mono) on the live instance.
+    pub async fn transcribe_utterance(
         &self,
-        stream: std::sync::Arc<std::sync::Mutex<StreamingTranscriber>>,
-        chunk: Vec<f32>,
-        finish: bool,
-    ) -> Result<StreamUpdate, ApiError> {
-        let update = self
-            .handle
-            .run(move |asr| {
-                let mut s = stream.lock().unwrap_or_else(|p| p.into_inner());
-                if finish {
-                    s.push_audio(&chunk);
-                    s.finish(asr.as_mut())
-                } else {
-                    s.feed(asr.as_mut(), &chunk)
-                }
-            })
+        samples: Vec<f32>,
+        opts: TranscribeOptions,
+    ) -> Result<Transcript, ApiError> {
+        let handle = self.live.as_ref().unwrap_or(&self.handle);
+        let out = handle
+            .run(move |asr| asr.transcribe_window(&samples, &opts))
             .await?;
-        Ok(update)
+        Ok(out)
     }
 
     pub fn shutdown(&self) {
         self.handle.shutdown();
+        if let Some(live) = &self.live {
+            live.shutdown();
+        }
     }
 }
 

@@ -49,6 +49,9 @@ pub const AUDIO_CHANNEL_REP: u8 = 1;
 pub const AUDIO_CHANNEL_CUSTOMER: u8 = 2;
 /// The only sample rate accepted.
 pub const SAMPLE_RATE: u32 = 16_000;
+/// Sample rates the server accepts: 16 kHz, and 8 kHz telephone audio
+/// (voice activity runs on it natively; it is upsampled for recognition).
+pub const SAMPLE_RATES: [u32; 2] = [16_000, 8_000];
 /// Largest binary frame: 1 header byte + 2 s of PCM16.
 pub const MAX_AUDIO_FRAME_BYTES: usize = 1 + 2 * SAMPLE_RATE as usize * 2;
 /// Largest text frame.
@@ -101,13 +104,13 @@ pub enum AudioLayout {
     PerSpeaker,
 }
 
-/// The declared audio format. Anything but `pcm_s16le` at 16 000 Hz is closed
-/// with [`close::UNSUPPORTED_AUDIO`].
+/// The declared audio format. Anything but `pcm_s16le` at 16 000 or 8 000 Hz
+/// is closed with [`close::UNSUPPORTED_AUDIO`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AudioFormat {
     /// Must be `pcm_s16le`.
     pub encoding: String,
-    /// Must be 16000.
+    /// 16000, or 8000 for telephone audio ([`SAMPLE_RATES`]).
     pub sample_rate: u32,
     pub layout: AudioLayout,
 }
@@ -206,7 +209,7 @@ pub struct Limits {
 pub struct Ready {
     pub session_id: String,
     pub resumed: bool,
-    /// Audio the server holds per channel, in samples at 16 kHz (channel byte
+    /// Audio the server holds per channel, in samples at the session's rate (channel byte
     /// as a string key: "0", "1", "2"); after a resume, send the rest.
     pub audio_received_samples: std::collections::BTreeMap<String, u64>,
     /// Whether speech recognition is available on this server (if not, only

@@ -34,7 +34,26 @@ pub struct Turn {
     pub text: String,
     pub start_s: f64,
     pub end_s: f64,
+    /// A rep line the sample lexicon flags (its alert is timed).
+    pub risky: bool,
 }
+
+/// Rep lines that offer a side deal in the sample lexicon's words: every
+/// third rep line of a call is one of these.
+const RISKY: [(&str, &str); 3] = [
+    (
+        "en",
+        "Between you and me, we can do a side deal off the books.",
+    ),
+    (
+        "en",
+        "Don't tell the company, I can give you a private discount.",
+    ),
+    (
+        "en",
+        "We can sign it off the books and skip the company contract.",
+    ),
+];
 
 /// A whole simulated call.
 #[derive(Debug, Clone)]
@@ -51,6 +70,11 @@ pub struct CallPlan {
 impl CallPlan {
     pub fn customer_turns(&self) -> impl Iterator<Item = &Turn> {
         self.turns.iter().filter(|t| t.speaker == Speaker::Customer)
+    }
+
+    /// The rep's risky lines.
+    pub fn risky_turns(&self) -> impl Iterator<Item = &Turn> {
+        self.turns.iter().filter(|t| t.risky)
     }
 
     /// The first `seconds` of the call (whole lines only), for a warm-up.
@@ -134,7 +158,16 @@ fn lay_out(
     let mut t = LEAD_S;
     let mut j = 0;
     while t < seconds || turns.is_empty() {
-        let (rep, customer) = lines.pick(call, j);
+        let (mut rep, customer) = lines.pick(call, j);
+        let risky = j % 3 == 1 && RISKY.iter().any(|(l, _)| *l == lines.language);
+        if risky {
+            let pool: Vec<&str> = RISKY
+                .iter()
+                .filter(|(l, _)| *l == lines.language)
+                .map(|(_, t)| *t)
+                .collect();
+            rep = pool[(call + j / 3) % pool.len()];
+        }
         for (speaker, text) in [(Speaker::Rep, rep), (Speaker::Customer, customer)] {
             let d = length(speaker, text)?;
             turns.push(Turn {
@@ -142,6 +175,7 @@ fn lay_out(
                 text: text.to_string(),
                 start_s: t,
                 end_s: t + d,
+                risky: risky && speaker == Speaker::Rep,
             });
             t += d + GAP_S;
         }

@@ -94,6 +94,36 @@ fn outcome(
     }
 }
 
+/// Risky rep lines: the first risk finding on the phone for a rep final that
+/// overlaps the line. Returns, per line, the seconds from the line's end to
+/// that finding and the final's `seq` (to find its alert on the manager's
+/// stream), or `None`.
+pub fn attribute_risk(spans: &[Span], events: &[(f64, ServerMessage)]) -> Vec<Option<(f64, u64)>> {
+    let finals: Vec<(u64, f64, f64)> = events
+        .iter()
+        .filter_map(|(_, m)| match m {
+            ServerMessage::Final(p) if p.speaker == Speaker::Rep => {
+                Some((p.seq, p.start_s, p.end_s))
+            }
+            _ => None,
+        })
+        .collect();
+    spans
+        .iter()
+        .map(|span| {
+            events.iter().find_map(|(at, m)| match m {
+                ServerMessage::Risk(r) if r.speaker == Speaker::Rep => {
+                    let &(seq, start_s, end_s) =
+                        finals.iter().find(|(seq, _, _)| *seq == r.final_seq)?;
+                    (start_s - START_SLACK_S <= span.end_s && end_s + START_SLACK_S >= span.start_s)
+                        .then_some((at - span.end_s, seq))
+                }
+                _ => None,
+            })
+        })
+        .collect()
+}
+
 /// The `q` quantile of sorted values (nearest rank, as the other latency
 /// reports); NaN when empty.
 pub fn percentile(sorted: &[f64], q: f64) -> f64 {

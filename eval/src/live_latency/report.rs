@@ -20,6 +20,12 @@ pub struct Level {
     pub p95_all_ms: f64,
     pub to_final: Summary,
     pub final_to_suggestions: Summary,
+    /// The rep's risky lines.
+    pub risky_lines: usize,
+    /// Risky line end → risk finding on the phone.
+    pub risk_phone: Summary,
+    /// Risky line end → alert on the manager's SSE stream.
+    pub risk_sse: Summary,
     /// Close codes (with reason) and how many calls got each.
     pub closes: BTreeMap<String, usize>,
     pub failures: Vec<String>,
@@ -121,6 +127,40 @@ pub fn build(
                 )
                 .peer("architecture target", SEARCH_TARGET_MS),
             );
+        }
+        if l.risky_lines > 0 {
+            let head = if audio {
+                "risky spoken phrase end"
+            } else {
+                "risky text turn sent"
+            };
+            r.push(Figure::new(
+                format!("N={n}: {head} → manager's SSE alert p50"),
+                "ms",
+                l.risk_sse.p50_ms,
+                Better::Lower,
+            ));
+            r.push(
+                Figure::new(
+                    format!("N={n}: {head} → manager's SSE alert p95"),
+                    "ms",
+                    l.risk_sse.p95_ms,
+                    Better::Lower,
+                )
+                .peer("target", 2000.0),
+            );
+            r.push(Figure::new(
+                format!("N={n}: {head} → risk finding on the phone p95"),
+                "ms",
+                l.risk_phone.p95_ms,
+                Better::Lower,
+            ));
+            r.push(Figure::new(
+                format!("N={n}: risky lines without an alert on the stream"),
+                "count",
+                l.risk_sse.missing as f64,
+                Better::Lower,
+            ));
         }
         r.push(Figure::new(
             format!("N={n}: customer utterances without suggestions"),

@@ -82,6 +82,50 @@ pub struct TranscribeOptions {
     pub max_tokens_per_window: usize,
     /// Seed of the sampler used at temperatures above 0.
     pub seed: u64,
+    /// Encode only the audio that exists (plus padding) instead of a whole
+    /// 30-second window, for one short utterance; `None` encodes 30 s as
+    /// Whisper was trained. Used by [`Transcribe::transcribe_window`] only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fit_window: Option<FitWindow>,
+}
+
+/// How [`TranscribeOptions::fit_window`] sizes a short encoder window.
+///
+/// Whisper's encoder takes any number of mel frames up to 3,000 (its
+/// positional embedding is sliced), and its cost grows with them, so a
+/// 3-second utterance encoded alone costs about a tenth of a 30-second
+/// window. The window is the audio, plus `pad_s` of silence (Whisper was
+/// trained on speech followed by padding, and the silence tells it where
+/// speech ends), rounded up to whole `step_s`, at least `min_s`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FitWindow {
+    pub pad_s: f64,
+    pub min_s: f64,
+    pub step_s: f64,
+}
+
+impl Default for FitWindow {
+    fn default() -> Self {
+        FitWindow {
+            pad_s: 1.0,
+            min_s: 3.0,
+            step_s: 1.0,
+        }
+    }
+}
+
+impl FitWindow {
+    /// Mel frames (100 per second) to encode for `content_frames` of audio:
+    /// even (the encoder's second convolution has stride 2), at most 3,000.
+    pub fn frames(&self, content_frames: usize) -> usize {
+        let step = ((self.step_s * 100.0).round() as usize).max(2);
+        let want = content_frames + (self.pad_s.max(0.0) * 100.0).round() as usize;
+        let want = want.div_ceil(step) * step;
+        let min = (self.min_s.max(0.0) * 100.0).round() as usize;
+        let frames = want.max(min).clamp(2, 3000);
+        frames + frames % 2
+    }
 }
 
 impl Default for TranscribeOptions {
@@ -97,6 +141,7 @@ impl Default for TranscribeOptions {
             simplified_chinese: true,
             max_tokens_per_window: 224,
             seed: 0,
+            fit_window: None,
         }
     }
 }

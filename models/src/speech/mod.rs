@@ -66,7 +66,9 @@ pub use streaming::{StreamUpdate, StreamingOptions, StreamingTranscriber};
 pub use transcriber::{LoadOptions, Progress, Transcriber};
 
 // The plain types and the trait live in the candle-free API crate.
-pub use assist_model_api::speech::{Segment, Task, Transcribe, TranscribeOptions, Transcript};
+pub use assist_model_api::speech::{
+    FitWindow, Segment, Task, Transcribe, TranscribeOptions, Transcript,
+};
 
 /// Prompt text for a language from the options: the initial prompt (or the
 /// Chinese default) followed by the custom vocabulary.

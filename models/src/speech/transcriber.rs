@@ -190,23 +190,40 @@ impl Transcriber {
     /// Log-mel of the samples followed by 30 s of silence, so every window
     /// starting inside the audio is complete. Returns (mel, frames per row).
     fn mel(&self, samples: &[f32]) -> (Vec<f32>, usize) {
-        let mut padded = Vec::with_capacity(samples.len() + WINDOW_FRAMES * 160);
+        self.mel_padded(samples, WINDOW_FRAMES)
+    }
+
+    /// Log-mel of the samples followed by `pad_frames` of silence.
+    fn mel_padded(&self, samples: &[f32], pad_frames: usize) -> (Vec<f32>, usize) {
+        let mut padded = Vec::with_capacity(samples.len() + pad_frames * 160);
         padded.extend_from_slice(samples);
-        padded.resize(samples.len() + WINDOW_FRAMES * 160, 0.0);
+        padded.resize(samples.len() + pad_frames * 160, 0.0);
         mel::log_mel(&padded, &self.filters, self.model.config.num_mel_bins)
     }
 
-    /// Encoder output of the window starting at mel frame `seek`.
+    /// Encoder output of the 30-second window starting at mel frame `seek`.
     fn encode(&mut self, mel: &[f32], frames: usize, seek: usize) -> candle_core::Result<Tensor> {
+        self.encode_frames(mel, frames, seek, WINDOW_FRAMES)
+    }
+
+    /// Encoder output of `width` mel frames from `seek` (at most 3,000; the
+    /// mel beyond the audio is that of silence, as in a padded window).
+    fn encode_frames(
+        &mut self,
+        mel: &[f32],
+        frames: usize,
+        seek: usize,
+        width: usize,
+    ) -> candle_core::Result<Tensor> {
         let n_mels = self.model.config.num_mel_bins;
-        let mut window = vec![0f32; n_mels * WINDOW_FRAMES];
+        let width = width.clamp(2, WINDOW_FRAMES);
+        let mut window = vec![0f32; n_mels * width];
         for m in 0..n_mels {
             let row = &mel[m * frames..(m + 1) * frames];
-            let end = (seek + WINDOW_FRAMES).min(frames);
-            window[m * WINDOW_FRAMES..m * WINDOW_FRAMES + (end - seek)]
-                .copy_from_slice(&row[seek..end]);
+            let end = (seek + width).min(frames);
+            window[m * width..m * width + (end - seek)].copy_from_slice(&row[seek..end]);
         }
-        let t = Tensor::from_vec(window, (1, n_mels, WINDOW_FRAMES), &self.device)?;
+        let t = Tensor::from_vec(window, (1, n_mels, width), &self.device)?;
         self.model.encoder.forward(&t)
     }
 
@@ -307,7 +324,13 @@ impl Transcriber {
     ) -> Result<Transcript> {
         let duration_s = samples.len() as f64 / mel::SAMPLE_RATE as f64;
         let content_frames = samples.len().div_ceil(160);
-        let (mel, frames) = self.mel(samples);
+        let (mel, frames) = match (&opts.fit_window, seek_windows) {
+            // A short window needs only its own padding.
+            (Some(fit), false) => {
+                self.mel_padded(samples, fit.frames(content_frames.min(WINDOW_FRAMES)) + 2)
+            }
+            _ => self.mel(samples),
+        };
         let mut segments = Vec::new();
         let mut language = None;
         let mut seek = 0usize;
@@ -337,8 +360,13 @@ impl Transcriber {
             let window_frames = (content_frames - seek).min(WINDOW_FRAMES);
             let offset_s = seek as f64 / FRAMES_PER_SECOND as f64;
             let window_started = std::time::Instant::now();
+            // One short utterance: encode the audio there is, not 30 s.
+            let width = match (&opts.fit_window, seek_windows) {
+                (Some(fit), false) => fit.frames(window_frames),
+                _ => WINDOW_FRAMES,
+            };
             let audio = self
-                .encode(&mel, frames, seek)
+                .encode_frames(&mel, frames, seek, width)
                 .map_err(|e| self.infer_err(e))?;
             let encode_ms = window_started.elapsed().as_secs_f64() * 1e3;
             if language.is_none() {
@@ -377,6 +405,7 @@ impl Transcriber {
             tracing::debug!(
                 offset_s,
                 encode_ms,
+                encoder_frames = width,
                 decode_ms = window_started.elapsed().as_secs_f64() * 1e3 - encode_ms,
                 tokens = result.tokens.len(),
                 prompt_tokens = prompt.len(),

@@ -11,6 +11,10 @@
 //!   to every window. [`SileroVad::prob`] takes exactly one frame (512
 //!   samples at 16 kHz, 256 at 8 kHz: 32 ms) and returns the probability that
 //!   it holds speech, exactly as the package's `OnnxWrapper.__call__` does.
+//! - [`Endpointer`] turns a channel's frame probabilities into utterances
+//!   (start, end after trailing silence, maximum length, partials), and
+//!   [`Segmenter`] puts a detector, an endpointer and the audio together:
+//!   PCM in, [`Utterance`]s out (see [`endpoint`] and [`segment`]).
 //! - [`VadStream`] takes PCM chunks of any length (f32 or 16-bit), cuts them
 //!   into frames and yields one [`FrameProb`] per frame; [`VadStream::finish`]
 //!   zero-pads a last partial frame the way the reference's `audio_forward`
@@ -61,7 +65,9 @@
 //! # }
 //! ```
 
+pub mod endpoint;
 mod net;
+pub mod segment;
 mod stream;
 mod weights;
 
@@ -69,6 +75,8 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Tensor;
 
+pub use endpoint::{EndReason, EndpointEvent, EndpointOptions, Endpointer};
+pub use segment::{EnergyGate, Segmenter, Utterance};
 pub use stream::{FrameProb, VadStream};
 
 use crate::store::ModelStore;

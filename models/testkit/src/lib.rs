@@ -183,6 +183,37 @@ pub fn skip(kind: Kind, reason: impl fmt::Display) {
     }
 }
 
+/// The folder of real recorded speech (`refs.tsv` and WAVs) that tests read
+/// in place: `$ASSIST_REAL_SPEECH`, else the first `shared/real-speech` found
+/// beside the current directory or one of its ancestors (the project's
+/// checkout sits next to `shared/`). `None` after recording a skip.
+#[track_caller]
+pub fn real_speech_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("ASSIST_REAL_SPEECH").filter(|d| !d.is_empty()) {
+        let dir = PathBuf::from(dir);
+        if dir.join("refs.tsv").is_file() {
+            return Some(dir);
+        }
+        skip(
+            Kind::Env,
+            format!("ASSIST_REAL_SPEECH={} holds no refs.tsv", dir.display()),
+        );
+        return None;
+    }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let found = cwd
+        .ancestors()
+        .map(|a| a.join("shared/real-speech"))
+        .find(|d| d.join("refs.tsv").is_file());
+    if found.is_none() {
+        skip(
+            Kind::Env,
+            "no real recorded speech (shared/real-speech beside the checkout, or ASSIST_REAL_SPEECH)",
+        );
+    }
+    found
+}
+
 /// Why a missing model must fail the test, or `None` when it may skip: see
 /// the crate docs.
 pub fn models_required() -> Option<String> {

@@ -94,8 +94,21 @@ pub async fn run(
         match event {
             LiveEvent::Message(ServerMessage::Partial(_)) => partials += 1,
             LiveEvent::Message(ServerMessage::Final(p)) => {
+                // Audio finals are whole sentences, cut where the speaker
+                // paused; the audio is sent at real time from `began`, so
+                // `t - end_s` is how long after the sentence ended it came.
+                let lag = if p.end_s > 0.0 {
+                    format!(
+                        " (said {:.1}–{:.1} s, here {:.1} s after it ended)",
+                        p.start_s,
+                        p.end_s,
+                        t - p.end_s
+                    )
+                } else {
+                    " (text turn)".to_string()
+                };
                 println!(
-                    "  [{t:6.2}s] final      {:<8} {}",
+                    "  [{t:6.2}s] final      {:<8} {}{lag}",
                     p.speaker.as_str(),
                     p.text
                 );

@@ -20,7 +20,7 @@ use crate::http::extract::Query;
 use assist_protocol::ErrorCode;
 use assist_protocol::live::{
     AudioLayout, ClientMessage, Limits, MAX_AUDIO_FRAME_BYTES, MAX_TEXT_FRAME_BYTES, Ready,
-    SAMPLE_RATE, ServerMessage, Speaker, Start, close,
+    SAMPLE_RATE, SAMPLE_RATES, ServerMessage, Speaker, Start, close,
 };
 use axum::Router;
 use axum::extract::State;
@@ -38,7 +38,7 @@ use crate::db::device::LiveSessionRow;
 use crate::error::ApiError;
 use crate::http::auth::bearer;
 use crate::http::routes::device::{check_client_id, device_of};
-use crate::live::{Session, channels_of, drive_channel, finish, on_final};
+use crate::live::{Session, channels_of, finish, on_final, push_audio};
 use crate::state::AppState;
 use crate::time::now_ms;
 
@@ -56,8 +56,6 @@ pub(super) const START_TIMEOUT: Duration = Duration::from_secs(10);
 pub(super) const TOKEN_CHECK: Duration = Duration::from_secs(5);
 /// Audio a phone may be ahead of real time before reading slows down, seconds.
 pub(super) const BURST_S: f64 = 2.0;
-/// Audio held per channel for speech recognition that is behind (30 s).
-pub(super) const MAX_PENDING_SAMPLES: usize = 30 * SAMPLE_RATE as usize;
 /// Messages the writer takes from the session per lock.
 pub(super) const WRITE_BATCH: usize = 64;
 

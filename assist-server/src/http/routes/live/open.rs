@@ -5,12 +5,12 @@ use super::*;
 /// Check what `start` declares; a close code and reason otherwise.
 pub(super) fn check_start(state: &AppState, start: &Start) -> Result<(), (u16, String)> {
     if start.audio.layout != AudioLayout::None
-        && (start.audio.encoding != "pcm_s16le" || start.audio.sample_rate != SAMPLE_RATE)
+        && (start.audio.encoding != "pcm_s16le" || !SAMPLE_RATES.contains(&start.audio.sample_rate))
     {
         return Err((
             close::UNSUPPORTED_AUDIO,
             format!(
-                "audio {} at {} Hz is not supported; send pcm_s16le at {SAMPLE_RATE} Hz",
+                "audio {} at {} Hz is not supported; send pcm_s16le at {SAMPLE_RATE} Hz (or 8000 Hz telephone audio)",
                 start.audio.encoding, start.audio.sample_rate
             ),
         ));
@@ -63,6 +63,17 @@ pub(super) async fn open_session(
         // The same call again without resume: a fresh event stream.
         return Ok((slot, false, 0));
     }
+    if start.audio.layout != AudioLayout::None
+        && let Some(why) = state.live.asr.saturated(state.config.live.live_admit_busy)
+    {
+        // Admission follows measured speech capacity: a call that cannot be
+        // served in time is refused before it starts, not slowed for all.
+        metrics::counter!("assist_live_sessions_refused_total").increment(1);
+        return Err((
+            close::OVERLOADED,
+            format!("{why}; try again shortly, or send text turns"),
+        ));
+    }
     let top_k = start
         .top_k
         .unwrap_or(state.config.live.live_top_k)
@@ -103,7 +114,8 @@ pub(super) async fn open_session(
             ),
         ));
     }
-    let mut session = Session::new(&state.config, row, caller.clone(), start, top_k);
+    let vad = state.speech.as_ref().and_then(|s| s.vad());
+    let mut session = Session::new(&state.config, vad, row, caller.clone(), start, top_k);
     if !created {
         // This node restarted mid-call: continue the stored numbering.
         let segments = state

@@ -148,22 +148,17 @@ pub(super) async fn on_audio(
         .chunks_exact(2)
         .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
         .collect();
+    let rate = f64::from(s.start.audio.sample_rate.max(1));
     let first = *s.first_audio.get_or_insert_with(Instant::now);
     let Some(c) = s.channels.get_mut(&channel) else {
         return;
     };
     c.received += samples.len() as u64;
-    c.pending.extend_from_slice(&samples);
-    // Speech recognition this far behind: skip the oldest audio rather than
-    // hold it without bound (the uploaded recording has all of it).
-    let skipped = c.pending.len().saturating_sub(MAX_PENDING_SAMPLES);
-    if skipped > 0 {
-        c.pending.drain(..skipped);
-        metrics::counter!("assist_live_audio_skipped_samples_total").increment(skipped as u64);
-    }
-    let received_s = c.received as f64 / f64::from(SAMPLE_RATE);
-    let run = !c.busy && c.pending.len() >= 4_000;
-    if skipped > 0
+    let received_s = c.received as f64 / rate;
+    // Voice activity and endpointing run here (well under a millisecond per
+    // 32 ms frame); whole utterances go to the recogniser's queue.
+    let dropped_s = push_audio(state, slot, &mut s, channel, &samples, false);
+    if dropped_s > 0.0
         && s.skipped_warned
             .is_none_or(|t| t.elapsed() > Duration::from_secs(10))
     {
@@ -171,20 +166,11 @@ pub(super) async fn on_audio(
         s.direct(ServerMessage::Error {
             code: ErrorCode::Overloaded,
             message: format!(
-                "speech recognition is behind on channel {channel}: {:.1} s of audio skipped live (the uploaded recording keeps it)",
-                skipped as f64 / f64::from(SAMPLE_RATE)
+                "speech recognition is behind on channel {channel}: {dropped_s:.1} s of speech skipped live (the uploaded recording keeps it)"
             ),
         });
     }
     drop(s);
-    if run {
-        let (state, slot) = (state.clone(), Arc::clone(slot));
-        tokio::spawn(async move {
-            if let Err(e) = drive_channel(state, slot, channel, false).await {
-                tracing::warn!(error = %e, "live speech step failed");
-            }
-        });
-    }
     // Faster than real time: stop reading until the clock catches up.
     let max_speed = state.config.live.live_max_speed.max(0.1);
     let allowed_at = first + Duration::from_secs_f64(((received_s - BURST_S) / max_speed).max(0.0));
