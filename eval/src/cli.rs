@@ -278,6 +278,23 @@ pub enum Command {
         #[arg(long, default_value = "eval/data/risk")]
         risk_data: PathBuf,
     },
+    /// Live endpointing: end-of-utterance silence (200–1200 ms) vs
+    /// sentences cut in half, with the live pipeline's VAD segmenter on the
+    /// live-latency calls and a real 8 kHz recording of ten sentences.
+    Endpoint {
+        /// Calls to segment.
+        #[arg(long, default_value_t = 6)]
+        calls: usize,
+        /// Folder with scripts.jsonl and queries.jsonl.
+        #[arg(long, default_value = "eval/data/retrieval")]
+        retrieval_data: PathBuf,
+        /// Folder with en.txt and zh.txt (the rep's lines).
+        #[arg(long, default_value = "eval/data/asr")]
+        asr_data: PathBuf,
+        /// Folder of real recordings. Read in place, never copied.
+        #[arg(long, default_value = "../shared/real-speech")]
+        real: PathBuf,
+    },
     /// One live utterance → text: ours with the encoder fitted to the
     /// utterance (the product) vs a full 30 s window vs faster-whisper int8
     /// with its Silero VAD filter; WER/CER and time per utterance on real
@@ -365,6 +382,14 @@ pub enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The server and models inside log through tracing; RUST_LOG shows it
+    // (e.g. `RUST_LOG=assist_server::live=debug` for each live utterance).
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let model_dir = cli
         .model_dir
         .clone()
@@ -373,6 +398,22 @@ pub fn main() -> ExitCode {
         Command::VerifyBench { model, rounds } => {
             crate::verify_bench::run(model_dir, &model, rounds, &cli.out).map(|_| ())
         }
+        Command::Endpoint {
+            calls,
+            retrieval_data,
+            asr_data,
+            real,
+        } => crate::endpoint::run(
+            model_dir,
+            &crate::endpoint::EndpointArgs {
+                retrieval_data,
+                asr_data,
+                real,
+                calls,
+            },
+            &cli.out,
+        )
+        .map(|_| ()),
         Command::LiveAsr {
             model,
             threads,

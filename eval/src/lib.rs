@@ -31,6 +31,7 @@ pub mod asr_stream;
 pub mod audio;
 pub mod chat_batch;
 pub mod cli;
+pub mod endpoint;
 pub mod error_rate;
 pub mod live_asr;
 pub mod live_latency;

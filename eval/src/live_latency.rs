@@ -221,7 +221,7 @@ async fn run_async(
     );
     let mut levels = Vec::new();
     for &n in &args.calls {
-        let level = run_level(&ws_url, &phones, &plans, n, send, args, &alerts).await;
+        let level = run_level(&state, &ws_url, &phones, &plans, n, send, args, &alerts).await;
         println!(
             "{:>5} {:>6} {:>7} {:>9.0} {:>9.0} {:>10.0} {:>10.0} {:>10.0} {:>10.0} {:>6.2} {:>9}",
             level.calls,
@@ -235,6 +235,14 @@ async fn run_async(
             level.final_to_suggestions.p95_ms,
             level.cores_busy,
             level.load_end.split_whitespace().next().unwrap_or("?"),
+        );
+        println!(
+            "      live recogniser busy at most {:.0} % of a 20 s window; risky lines {}: → SSE alert p50 {:.0} ms, p95 {:.0} ms, {} without",
+            level.asr_busy * 100.0,
+            level.risky_lines,
+            level.risk_sse.p50_ms,
+            level.risk_sse.p95_ms,
+            level.risk_sse.missing
         );
         for f in level.failures.iter().take(3) {
             println!("      client: {f}");
@@ -420,7 +428,9 @@ async fn wait_idle(state: &AppState) {
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_level(
+    state: &AppState,
     ws_url: &str,
     phones: &[String],
     plans: &[Arc<CallPlan>],
@@ -433,6 +443,18 @@ async fn run_level(
     let cpu0 = cpu_seconds();
     let wall0 = Instant::now();
     let drain = Duration::from_secs_f64(args.drain_s);
+    // The live recogniser's busy share, sampled every second.
+    let busy: Arc<std::sync::Mutex<Vec<f64>>> = Arc::default();
+    let sampler = {
+        let (busy, hub) = (Arc::clone(&busy), Arc::clone(&state.live));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let share = hub.asr.busy_share();
+                busy.lock().unwrap_or_else(|p| p.into_inner()).push(share);
+            }
+        })
+    };
     let mut tasks = Vec::new();
     for (i, (token, plan)) in phones.iter().zip(plans).take(n).enumerate() {
         let (url, token, plan) = (ws_url.to_string(), token.clone(), Arc::clone(plan));
@@ -453,6 +475,9 @@ async fn run_level(
     }
     let wall_s = wall0.elapsed().as_secs_f64();
     let cores_busy = (cpu_seconds() - cpu0) / wall_s.max(1e-9);
+    sampler.abort();
+    let busy = busy.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let asr_busy = busy.iter().copied().fold(0.0, f64::max);
 
     let mut outcomes: Vec<Outcome> = Vec::new();
     let (mut risk_phone, mut risk_sse) = (Vec::new(), Vec::new());
@@ -566,6 +591,7 @@ async fn run_level(
         load_start,
         load_end: load_average(),
         cores_busy,
+        asr_busy,
         wall_s,
     }
 }

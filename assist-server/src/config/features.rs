@@ -137,13 +137,13 @@ pub struct LiveConfig {
         global = true
     )]
     pub live_max_utterance_secs: f64,
-    /// Partial transcripts of a long utterance at most this often,
-    /// milliseconds (0: finals only). Partials yield to finals when the
-    /// recogniser is busy.
+    /// Partial transcripts of an utterance longer than 2.5 s at most this
+    /// often, milliseconds (0: finals only). Partials yield to waiting
+    /// finals and stop while the live recogniser is more than half busy.
     #[arg(
         long,
         env = "ASSIST_LIVE_PARTIAL_EVERY_MS",
-        default_value_t = 1500,
+        default_value_t = 2000,
         global = true
     )]
     pub live_partial_every_ms: u32,
@@ -158,6 +158,18 @@ pub struct LiveConfig {
         global = true
     )]
     pub live_admit_busy: f64,
+    /// Whisper instances that decode live utterances at once (each on its
+    /// own thread, besides the one for uploaded recordings; about 0.3 GB
+    /// each). Every decode already uses all cores: on 2 cores a second
+    /// instance made 8 calls slower (p50 8.5 s instead of 4.3 s), so raise
+    /// it only on larger machines.
+    #[arg(
+        long,
+        env = "ASSIST_LIVE_SPEECH_WORKERS",
+        default_value_t = 1,
+        global = true
+    )]
+    pub live_speech_workers: usize,
 }
 
 impl Default for LiveConfig {
@@ -170,8 +182,9 @@ impl Default for LiveConfig {
             live_top_k: 3,
             live_end_silence_ms: 400,
             live_max_utterance_secs: 15.0,
-            live_partial_every_ms: 1500,
+            live_partial_every_ms: 2000,
             live_admit_busy: 0.85,
+            live_speech_workers: 1,
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Instant;
 
-use assist_models::vad::{EndpointOptions, SampleRate, Segmenter, SileroModel};
+use assist_models::vad::{EndReason, EndpointOptions, SampleRate, Segmenter, SileroModel};
 use assist_protocol::live::{
     AUDIO_CHANNEL_CUSTOMER, AUDIO_CHANNEL_MIXED, AUDIO_CHANNEL_REP, AudioLayout, ServerMessage,
     Speaker, Start, TranscriptPiece,
@@ -51,6 +51,20 @@ pub struct Channel {
     pub inflight: usize,
     /// Keeps this channel's finals in order from recogniser to phone.
     pub order: Arc<Mutex<()>>,
+    /// The utterance offered at a pause and being (or already) decoded early.
+    pub tentative: Option<Tentative>,
+}
+
+/// An utterance decoded at a pause, before its final was certain.
+#[derive(Debug)]
+pub struct Tentative {
+    pub index: u64,
+    pub end_ms: u64,
+    /// What the early decode heard, once it has.
+    pub heard: Option<super::asr::Heard>,
+    /// The final came while the decode ran: it finishes as that final.
+    pub final_due: bool,
+    pub reason: EndReason,
 }
 
 /// What the current connection's writer sends besides the log.
@@ -186,9 +200,11 @@ impl Session {
         let mut channels = HashMap::new();
         let rate = SampleRate::from_hz(start.audio.sample_rate).unwrap_or(SampleRate::Hz16000);
         let live = &config.live;
+        // Bounded to what works: an utterance must fit Whisper's 30 s window.
         let opts = EndpointOptions {
-            end_silence_ms: live.live_end_silence_ms,
-            max_utterance_ms: (live.live_max_utterance_secs * 1000.0).round() as u32,
+            end_silence_ms: live.live_end_silence_ms.clamp(100, 5_000),
+            max_utterance_ms: (live.live_max_utterance_secs.clamp(2.0, 29.0) * 1000.0).round()
+                as u32,
             partial_every_ms: live.live_partial_every_ms,
             ..EndpointOptions::default()
         };
@@ -209,6 +225,7 @@ impl Session {
                     finals_done: 0,
                     inflight: 0,
                     order: Arc::new(Mutex::new(())),
+                    tentative: None,
                 },
             );
         }

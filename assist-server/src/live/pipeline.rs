@@ -245,14 +245,17 @@ pub fn push_audio(
     let Some(c) = session.channels.get_mut(&channel) else {
         return 0.0;
     };
-    let found = if finish {
-        c.segmenter.push(samples).and_then(|mut u| {
-            u.extend(c.segmenter.finish()?);
-            Ok(u)
-        })
-    } else {
-        c.segmenter.push(samples)
-    };
+    let segmenter = &mut c.segmenter;
+    let found = vad_pool().install(|| {
+        if finish {
+            segmenter.push(samples).and_then(|mut u| {
+                u.extend(segmenter.finish()?);
+                Ok(u)
+            })
+        } else {
+            segmenter.push(samples)
+        }
+    });
     let utterances = match found {
         Ok(u) => u,
         Err(e) => {
@@ -264,8 +267,53 @@ pub fn push_audio(
         }
     };
     let mut dropped_s = 0.0;
+    let customer = super::hub::speaker_of(channel) != Speaker::Rep;
     for u in utterances {
+        if u.tentative {
+            // Decode at the pause only with time to spare, and only what
+            // drives suggestions: wasted if the speaker goes on.
+            let asr = &state.live.asr;
+            if customer
+                && asr.finals_waiting() == 0
+                && asr.busy_share() < super::asr::TENTATIVE_MAX_BUSY
+            {
+                c.tentative = Some(super::hub::Tentative {
+                    index: u.index,
+                    end_ms: u.end_ms,
+                    heard: None,
+                    final_due: false,
+                    reason: assist_models::vad::EndReason::Silence,
+                });
+                asr.enqueue(state, slot, channel, u);
+            }
+            continue;
+        }
+        if let Some(reason) = u.end
+            && let Some(t) = &mut c.tentative
+            && t.index == u.index
+            && t.end_ms == u.end_ms
+        {
+            // The pause held: the early decode of this very audio is the final.
+            c.inflight += 1;
+            metrics::counter!("assist_live_utterances_total").increment(1);
+            match t.heard.take() {
+                Some(heard) => {
+                    c.tentative = None;
+                    metrics::counter!("assist_live_tentative_used_total").increment(1);
+                    let (state, slot) = (state.clone(), Arc::clone(slot));
+                    tokio::spawn(async move {
+                        super::asr::finish_final(&state, &slot, heard).await;
+                    });
+                }
+                None => {
+                    t.final_due = true;
+                    t.reason = reason;
+                }
+            }
+            continue;
+        }
         if u.is_final() {
+            c.tentative = None;
             if c.inflight >= super::asr::MAX_QUEUED_FINALS {
                 dropped_s += u.duration_ms() as f64 / 1000.0;
                 metrics::counter!("assist_live_utterances_dropped_total").increment(1);
@@ -276,7 +324,32 @@ pub fn push_audio(
         }
         state.live.asr.enqueue(state, slot, channel, u);
     }
+    // Speech resumed after a pause: its early decode is stale.
+    let post_roll = u64::from(c.segmenter.options().post_roll_ms);
+    if let Some(t) = &c.tentative
+        && !t.final_due
+        && c.segmenter
+            .last_voice_end_ms()
+            .is_some_and(|v| v + post_roll > t.end_ms)
+    {
+        c.tentative = None;
+    }
     dropped_s
+}
+
+/// The thread the VAD's small products run on. Candle hands every product
+/// to rayon; from the global pool a 32 ms frame's would queue behind the
+/// live Whisper's large ones (and hold the session meanwhile), so voice
+/// activity gets a one-thread pool of its own.
+fn vad_pool() -> &'static rayon::ThreadPool {
+    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .thread_name(|_| "assist-vad".into())
+            .build()
+            .expect("a one-thread pool starts")
+    })
 }
 
 /// Whether every final of the session has been recognised and stored.

@@ -22,9 +22,10 @@ pub mod formats;
 #[derive(Clone)]
 pub struct SpeechService {
     handle: ModelHandle<Box<dyn Transcribe>>,
-    /// A second instance for live calls, so a long recording being
-    /// transcribed never holds a live utterance back; `None` shares `handle`.
-    live: Option<ModelHandle<Box<dyn Transcribe>>>,
+    /// Instances for live calls (`live_speech_workers`), so a long recording
+    /// being transcribed never holds a live utterance back, and several
+    /// utterances are decoded at once; empty: live shares `handle`.
+    live: Vec<ModelHandle<Box<dyn Transcribe>>>,
     /// Silero VAD for live endpointing; `None` falls back to an energy gate.
     vad: Option<assist_models::vad::SileroModel>,
     model: String,
@@ -34,7 +35,7 @@ impl std::fmt::Debug for SpeechService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SpeechService")
             .field("model", &self.model)
-            .field("live_instance", &self.live.is_some())
+            .field("live_instances", &self.live.len())
             .field("vad", &self.vad.as_ref().map(|v| v.source().to_path_buf()))
             .finish()
     }
@@ -55,8 +56,16 @@ impl SpeechService {
                 Ok(Box::new(Transcriber::load(&dir, &opts)?) as Box<dyn Transcribe>)
             }
         };
-        Self::spawn(config, model, load(model.to_string()))?
-            .with_live(config, load(format!("{model}-live")))
+        let mut service = Self::spawn(config, model, load(model.to_string()))?;
+        for i in 0..config.live.live_speech_workers.max(1) {
+            service = service.with_live(config, load(format!("{model}-live-{i}")))?;
+        }
+        Ok(service)
+    }
+
+    /// Live recognisers that decode at once.
+    pub fn live_workers(&self) -> usize {
+        self.live.len().max(1)
     }
 
     /// Serve live calls from a second recogniser on its own thread.
@@ -65,8 +74,11 @@ impl SpeechService {
         config: &Config,
         load: impl FnOnce() -> assist_models::Result<Box<dyn Transcribe>> + Send + 'static,
     ) -> anyhow::Result<SpeechService> {
-        self.live = Some(ModelHandle::spawn(
-            WorkerConfig::new("asr-live", config.models.model_queue_capacity),
+        self.live.push(ModelHandle::spawn(
+            WorkerConfig::new(
+                format!("asr-live-{}", self.live.len()),
+                config.models.model_queue_capacity,
+            ),
             load,
         )?);
         Ok(self)
@@ -95,7 +107,7 @@ impl SpeechService {
         )?;
         Ok(SpeechService {
             handle,
-            live: None,
+            live: Vec::new(),
             vad: None,
             model: model.to_string(),
         })
@@ -121,13 +133,18 @@ impl SpeechService {
         Ok(out)
     }
 
-    /// Transcribe one live utterance (16 kHz mono) on the live instance.
+    /// Transcribe one live utterance (16 kHz mono) on live instance `worker`.
     pub async fn transcribe_utterance(
         &self,
+        worker: usize,
         samples: Vec<f32>,
         opts: TranscribeOptions,
     ) -> Result<Transcript, ApiError> {
-        let handle = self.live.as_ref().unwrap_or(&self.handle);
+        let handle = if self.live.is_empty() {
+            &self.handle
+        } else {
+            &self.live[worker % self.live.len()]
+        };
         let out = handle
             .run(move |asr| asr.transcribe_window(&samples, &opts))
             .await?;
@@ -136,7 +153,7 @@ impl SpeechService {
 
     pub fn shutdown(&self) {
         self.handle.shutdown();
-        if let Some(live) = &self.live {
+        for live in &self.live {
             live.shutdown();
         }
     }

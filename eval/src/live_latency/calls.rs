@@ -38,20 +38,17 @@ pub struct Turn {
     pub risky: bool,
 }
 
-/// Rep lines that offer a side deal in the sample lexicon's words: every
-/// third rep line of a call is one of these.
-const RISKY: [(&str, &str); 3] = [
+/// Rep lines that offer a side deal in the sample lexicon's words: the
+/// second rep line of every call is one of these (one per call, so the
+/// per-conversation alert dedup never hides one).
+const RISKY: [(&str, &str); 2] = [
     (
         "en",
-        "Between you and me, we can do a side deal off the books.",
+        "We can sign it off the books and skip the company contract.",
     ),
     (
         "en",
         "Don't tell the company, I can give you a private discount.",
-    ),
-    (
-        "en",
-        "We can sign it off the books and skip the company contract.",
     ),
 ];
 
@@ -159,14 +156,14 @@ fn lay_out(
     let mut j = 0;
     while t < seconds || turns.is_empty() {
         let (mut rep, customer) = lines.pick(call, j);
-        let risky = j % 3 == 1 && RISKY.iter().any(|(l, _)| *l == lines.language);
+        let risky = j == 1 && RISKY.iter().any(|(l, _)| *l == lines.language);
         if risky {
             let pool: Vec<&str> = RISKY
                 .iter()
                 .filter(|(l, _)| *l == lines.language)
                 .map(|(_, t)| *t)
                 .collect();
-            rep = pool[(call + j / 3) % pool.len()];
+            rep = pool[call % pool.len()];
         }
         for (speaker, text) in [(Speaker::Rep, rep), (Speaker::Customer, customer)] {
             let d = length(speaker, text)?;

@@ -41,6 +41,8 @@ pub struct Level {
     pub load_end: String,
     /// This process's CPU time over wall time, in cores.
     pub cores_busy: f64,
+    /// The live recogniser's highest busy share over a 20 s window.
+    pub asr_busy: f64,
     pub wall_s: f64,
 }
 
@@ -168,6 +170,14 @@ pub fn build(
             l.suggest.missing as f64,
             Better::Lower,
         ));
+        if audio {
+            r.push(Figure::new(
+                format!("N={n}: live recogniser busy, highest 20 s share"),
+                "%",
+                l.asr_busy * 100.0,
+                Better::Lower,
+            ));
+        }
         r.push(Figure::new(
             format!("N={n}: server process CPU"),
             "cores",
@@ -237,7 +247,8 @@ pub fn build(
             "Calls: English, espeak-ng voices through the telephone band (rep male, customer female), rep and customer lines \
              alternating with {:.1} s pauses, ~{:.0} s and {customer} customer utterances per call (eval/data/asr/en.txt for \
              the rep, the English customer utterances of {} for the customer); both legs streamed in 200 ms PCM16 frames \
-             (`per_speaker`), digital silence on the leg not speaking. Utterance ends are exact (clips trimmed to their speech \
+             (`per_speaker`), digital silence on the leg not speaking. The rep's second line in every call offers a side \
+             deal in the sample lexicon's words (its end → the team manager's SSE alert is timed). Utterance ends are exact (clips trimmed to their speech \
              by energy). The frame holding an utterance's end is sent when that frame has been spoken, so up to 200 ms of \
              every figure is the phone's framing.",
             0.8,

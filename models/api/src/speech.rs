@@ -103,6 +103,10 @@ pub struct FitWindow {
     pub pad_s: f64,
     pub min_s: f64,
     pub step_s: f64,
+    /// When the fitted decode fails (no speech found, a repetition loop),
+    /// decode again on a full window. Off for partials, which a later decode
+    /// replaces anyway.
+    pub retry_full: bool,
 }
 
 impl Default for FitWindow {
@@ -111,6 +115,7 @@ impl Default for FitWindow {
             pad_s: 1.0,
             min_s: 3.0,
             step_s: 1.0,
+            retry_full: true,
         }
     }
 }
@@ -194,5 +199,30 @@ pub trait Transcribe: Send + 'static {
             duration_s,
             segments,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fitted_window_is_the_audio_plus_padding_in_whole_steps() {
+        let fit = FitWindow::default();
+        // 2.34 s of audio + 1 s of padding, rounded up to whole seconds.
+        assert_eq!(fit.frames(234), 400);
+        // Never under the minimum (3 s), never over Whisper's 30 s.
+        assert_eq!(fit.frames(10), 300);
+        assert_eq!(fit.frames(2_950), 3_000);
+        assert_eq!(fit.frames(9_000), 3_000);
+        // Always even: the encoder's second convolution halves it.
+        let odd = FitWindow {
+            pad_s: 0.0,
+            min_s: 0.0,
+            step_s: 0.01,
+            retry_full: false,
+        };
+        assert_eq!(odd.frames(123) % 2, 0);
+        assert_eq!(TranscribeOptions::default().fit_window, None);
     }
 }

@@ -360,58 +360,99 @@ impl Transcriber {
             let window_frames = (content_frames - seek).min(WINDOW_FRAMES);
             let offset_s = seek as f64 / FRAMES_PER_SECOND as f64;
             let window_started = std::time::Instant::now();
-            // One short utterance: encode the audio there is, not 30 s.
-            let width = match (&opts.fit_window, seek_windows) {
+            // One short utterance: encode the audio there is, not 30 s. Should
+            // that decode fail (no speech found, a repetition loop, cut off at
+            // the token limit: rare, but a whole sentence lost), the utterance
+            // is decoded again on a full window, as Whisper was trained.
+            let mut width = match (&opts.fit_window, seek_windows) {
                 (Some(fit), false) => fit.frames(window_frames),
                 _ => WINDOW_FRAMES,
             };
-            let audio = self
-                .encode_frames(&mel, frames, seek, width)
-                .map_err(|e| self.infer_err(e))?;
-            let encode_ms = window_started.elapsed().as_secs_f64() * 1e3;
-            if language.is_none() {
-                let lang = self.resolve_language(opts, &audio)?;
-                sot = self.sot_sequence(&lang, opts);
-                if let Some(text) = prompt_text(opts, &lang) {
-                    base_prompt = self.encode_text(&text)?;
+            let mut full_mel: Option<(Vec<f32>, usize)> = None;
+            let result = loop {
+                let (m, f) = match &full_mel {
+                    Some((m, f)) => (m.as_slice(), *f),
+                    None => (mel.as_slice(), frames),
+                };
+                let audio = self
+                    .encode_frames(m, f, seek, width)
+                    .map_err(|e| self.infer_err(e))?;
+                let encode_ms = window_started.elapsed().as_secs_f64() * 1e3;
+                if language.is_none() {
+                    let lang = self.resolve_language(opts, &audio)?;
+                    sot = self.sot_sequence(&lang, opts);
+                    if let Some(text) = prompt_text(opts, &lang) {
+                        base_prompt = self.encode_text(&text)?;
+                    }
+                    language = Some(lang);
                 }
-                language = Some(lang);
-            }
-            let lang = language.clone().unwrap_or_default();
-            let mut prompt = base_prompt.clone();
-            prompt.extend_from_slice(&context);
-            let req = DecodeRequest {
-                sot_sequence: &sot,
-                prompt: &prompt,
-                timestamps: opts.timestamps,
-                max_tokens: opts.max_tokens_per_window,
-                suppress: &self.suppress,
-                suppress_begin: &self.suppress_begin,
+                let mut prompt = base_prompt.clone();
+                prompt.extend_from_slice(&context);
+                // Nobody says more than ~12 tokens a second: a fitted decode
+                // past that is a repetition loop, and stops early to retry.
+                let max_tokens = if width < WINDOW_FRAMES {
+                    opts.max_tokens_per_window
+                        .min(16 + window_frames * 12 / FRAMES_PER_SECOND)
+                } else {
+                    opts.max_tokens_per_window
+                };
+                let req = DecodeRequest {
+                    sot_sequence: &sot,
+                    prompt: &prompt,
+                    timestamps: opts.timestamps,
+                    max_tokens,
+                    suppress: &self.suppress,
+                    suppress_begin: &self.suppress_begin,
+                };
+                let text_of = |ids: &[u32]| self.tokenizer.decode(ids, true).unwrap_or_default();
+                let result = decode::decode_with_fallback(
+                    &mut self.model,
+                    &self.special,
+                    &text_of,
+                    &audio,
+                    &req,
+                    &opts.temperatures,
+                    &mut rng,
+                )
+                .map_err(|e| Error::Inference {
+                    model: self.name.clone(),
+                    reason: e.to_string(),
+                })?;
+                tracing::debug!(
+                    offset_s,
+                    encode_ms,
+                    encoder_frames = width,
+                    decode_ms = window_started.elapsed().as_secs_f64() * 1e3 - encode_ms,
+                    tokens = result.tokens.len(),
+                    prompt_tokens = prompt.len(),
+                    temperature = result.temperature,
+                    "window transcribed"
+                );
+                let text_tokens = result
+                    .tokens
+                    .iter()
+                    .filter(|&&t| t < self.special.eot)
+                    .count();
+                let failed = width < WINDOW_FRAMES
+                    && opts.fit_window.is_some_and(|f| f.retry_full)
+                    && (result.no_speech_prob > NO_SPEECH_THRESHOLD
+                        || text_tokens == 0
+                        || result.compression_ratio > COMPRESSION_RATIO_THRESHOLD
+                        || result.tokens.len() >= max_tokens);
+                if !failed {
+                    break result;
+                }
+                tracing::debug!(
+                    offset_s,
+                    no_speech = result.no_speech_prob,
+                    compression_ratio = result.compression_ratio,
+                    tokens = result.tokens.len(),
+                    "fitted window failed; decoding the full window"
+                );
+                full_mel = Some(self.mel(samples));
+                width = WINDOW_FRAMES;
             };
-            let text_of = |ids: &[u32]| self.tokenizer.decode(ids, true).unwrap_or_default();
-            let result = decode::decode_with_fallback(
-                &mut self.model,
-                &self.special,
-                &text_of,
-                &audio,
-                &req,
-                &opts.temperatures,
-                &mut rng,
-            )
-            .map_err(|e| Error::Inference {
-                model: self.name.clone(),
-                reason: e.to_string(),
-            })?;
-            tracing::debug!(
-                offset_s,
-                encode_ms,
-                encoder_frames = width,
-                decode_ms = window_started.elapsed().as_secs_f64() * 1e3 - encode_ms,
-                tokens = result.tokens.len(),
-                prompt_tokens = prompt.len(),
-                temperature = result.temperature,
-                "window transcribed"
-            );
+            let lang = language.clone().unwrap_or_default();
             // Likely no speech, and the text is improbable or a repetition loop
             // (Whisper's typical invention on silence and noise): drop it.
             let silent = result.no_speech_prob > NO_SPEECH_THRESHOLD

@@ -22,6 +22,11 @@
 //!   [`EndpointOptions::max_utterance_ms`] (music, noise, a monologue) is
 //!   cut at its quietest frame of the last two seconds and a new one goes
 //!   on from there, so nothing grows without bound;
+//! - **tentative end**: after [`EndpointOptions::tentative_ms`] of silence,
+//!   an [`EndpointEvent::Tentative`] with the times the `End` will have if
+//!   the silence lasts, so a recogniser with time to spare can decode the
+//!   utterance while the endpointer is still waiting; speech that resumes
+//!   simply makes it stale;
 //! - **partials**: while an utterance is longer than
 //!   [`EndpointOptions::partial_after_ms`], a [`EndpointEvent::Partial`] at
 //!   most every [`EndpointOptions::partial_every_ms`], for a transcript that
@@ -54,6 +59,10 @@ pub struct EndpointOptions {
     pub partial_after_ms: u32,
     /// ...at most this often (0: never).
     pub partial_every_ms: u32,
+    /// Silence after which the utterance is offered as *tentative*: it will
+    /// be final unless speech resumes before `end_silence_ms`, so a
+    /// recogniser with time to spare can start on it early (0: never).
+    pub tentative_ms: u32,
 }
 
 impl Default for EndpointOptions {
@@ -66,8 +75,9 @@ impl Default for EndpointOptions {
             max_utterance_ms: 15_000,
             pre_roll_ms: 200,
             post_roll_ms: 150,
-            partial_after_ms: 2_000,
-            partial_every_ms: 1_500,
+            partial_after_ms: 2_500,
+            partial_every_ms: 2_000,
+            tentative_ms: 160,
         }
     }
 }
@@ -90,6 +100,9 @@ pub enum EndpointEvent {
     Start { start_ms: u64 },
     /// The utterance so far, for a partial transcript.
     Partial { start_ms: u64, end_ms: u64 },
+    /// The speaker has paused: unless speech resumes, the utterance will end
+    /// exactly here (the same `start_ms` and `end_ms` as its `End`).
+    Tentative { start_ms: u64, end_ms: u64 },
     /// A whole utterance.
     End {
         start_ms: u64,
@@ -109,6 +122,8 @@ struct Speech {
     /// Start of the current run of silence frames.
     silence_from_ms: Option<u64>,
     last_partial_ms: u64,
+    /// A tentative end was offered for the current pause.
+    tentative_sent: bool,
     /// (end, probability) of recent frames, for the max-length cut.
     recent: VecDeque<(u64, f32)>,
 }
@@ -138,6 +153,11 @@ impl Endpointer {
     /// Whether a confirmed utterance is going on.
     pub fn in_speech(&self) -> bool {
         self.speech.as_ref().is_some_and(|s| s.confirmed)
+    }
+
+    /// The end of the open utterance's last speech frame, if any.
+    pub fn last_voice_end_ms(&self) -> Option<u64> {
+        self.speech.as_ref().map(|s| s.last_voice_end_ms)
     }
 
     /// Where the current utterance (confirmed or not) would begin, if any.
@@ -170,6 +190,7 @@ impl Endpointer {
                     last_voice_end_ms: end_ms,
                     silence_from_ms: None,
                     last_partial_ms: start_ms,
+                    tentative_sent: false,
                     recent: VecDeque::new(),
                 };
                 s.recent.push_back((end_ms, prob));
@@ -191,6 +212,7 @@ impl Endpointer {
             s.voiced_ms += frame_ms;
             s.last_voice_end_ms = end_ms;
             s.silence_from_ms = None;
+            s.tentative_sent = false;
             if !s.confirmed && s.voiced_ms >= u64::from(o.min_speech_ms) {
                 s.confirmed = true;
                 out.push(EndpointEvent::Start {
@@ -212,6 +234,18 @@ impl Endpointer {
                 });
             }
             return;
+        }
+        if let Some(from) = s.silence_from_ms
+            && s.confirmed
+            && !s.tentative_sent
+            && o.tentative_ms > 0
+            && end_ms.saturating_sub(from) >= u64::from(o.tentative_ms)
+        {
+            s.tentative_sent = true;
+            out.push(EndpointEvent::Tentative {
+                start_ms: s.start_ms,
+                end_ms: (s.last_voice_end_ms + u64::from(o.post_roll_ms)).min(end_ms),
+            });
         }
         if !s.confirmed {
             // An unconfirmed burst that drags on without enough speech is noise.
@@ -237,6 +271,7 @@ impl Endpointer {
             s.start_ms = cut;
             s.voiced_ms = end_ms - cut;
             s.last_partial_ms = cut;
+            s.tentative_sent = false;
             s.recent.retain(|(e, _)| *e > cut);
             out.push(EndpointEvent::Start { start_ms: cut });
             return;
@@ -345,6 +380,27 @@ mod tests {
     }
 
     #[test]
+    fn a_tentative_end_comes_early_with_the_final_times() {
+        let p = frames(&[(0.0, 10), (0.9, 30), (0.1, 6), (0.9, 30), (0.0, 20)]);
+        let ev = run(EndpointOptions::default(), &p, false);
+        let tentative: Vec<(usize, u64)> = ev
+            .iter()
+            .filter_map(|(i, e)| match e {
+                EndpointEvent::Tentative { end_ms, .. } => Some((*i, *end_ms)),
+                _ => None,
+            })
+            .collect();
+        // One in the short pause (speech resumed: stale), one at the end.
+        assert_eq!(tentative.len(), 2, "{ev:?}");
+        let Some((at, EndpointEvent::End { end_ms, .. })) = ev.last() else {
+            panic!("{ev:?}")
+        };
+        assert_eq!(tentative[1].1, *end_ms);
+        // 160 ms of silence (5 frames) instead of 400 ms (13 frames).
+        assert_eq!(at - tentative[1].0, 8);
+    }
+
+    #[test]
     fn clicks_are_not_utterances() {
         let p = frames(&[(0.0, 10), (0.95, 3), (0.0, 30), (0.8, 2), (0.0, 30)]);
         assert!(run(EndpointOptions::default(), &p, true).is_empty());
@@ -401,8 +457,8 @@ mod tests {
     #[test]
     fn partials_come_at_a_bounded_rate() {
         let opts = EndpointOptions::default();
-        // 8.6 s of speech.
-        let p = frames(&[(0.9, 270), (0.0, 20)]);
+        // 10.8 s of speech.
+        let p = frames(&[(0.9, 340), (0.0, 20)]);
         let partials: Vec<u64> = run(opts, &p, false)
             .iter()
             .filter_map(|(_, e)| match e {
@@ -410,11 +466,11 @@ mod tests {
                 _ => None,
             })
             .collect();
-        // From 2 s on, every 1.5 s: 2.0, 3.5, 5.0, 6.5, 8.0 s (frame-rounded up).
+        // From 2.5 s on, every 2 s: 2.5, 4.5, 6.5, 8.5, 10.5 s (frame-rounded up).
         assert_eq!(partials.len(), 5, "{partials:?}");
-        assert!(partials[0] >= 2_000 && partials[0] < 2_100);
+        assert!(partials[0] >= 2_500 && partials[0] < 2_600);
         for w in partials.windows(2) {
-            assert!(w[1] - w[0] >= 1_500);
+            assert!(w[1] - w[0] >= 2_000);
         }
     }
 }

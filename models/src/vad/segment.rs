@@ -21,8 +21,11 @@ pub struct Utterance {
     pub index: u64,
     pub start_ms: u64,
     pub end_ms: u64,
-    /// `None` for a partial (the utterance goes on), else why it ended.
+    /// `None` for a partial or a tentative end, else why it ended.
     pub end: Option<EndReason>,
+    /// The speaker paused: this is the final's audio unless speech resumes
+    /// (see [`EndpointEvent::Tentative`]).
+    pub tentative: bool,
     /// 16 kHz mono samples from `start_ms` to `end_ms`.
     pub samples: Vec<f32>,
 }
@@ -152,6 +155,11 @@ impl Segmenter {
         })
     }
 
+    /// How utterances are cut.
+    pub fn options(&self) -> &EndpointOptions {
+        self.endpointer.options()
+    }
+
     /// Whether Silero (not the energy gate) decides.
     pub fn uses_silero(&self) -> bool {
         matches!(self.detector, Detector::Silero(_))
@@ -169,6 +177,12 @@ impl Segmenter {
     /// Whether a confirmed utterance is going on.
     pub fn in_speech(&self) -> bool {
         self.endpointer.in_speech()
+    }
+
+    /// The end of the open utterance's last speech frame, ms (speech that
+    /// resumed after a tentative end moves it past that end).
+    pub fn last_voice_end_ms(&self) -> Option<u64> {
+        self.endpointer.last_voice_end_ms()
     }
 
     /// Samples held (the open utterance, or the pre-roll).
@@ -219,12 +233,14 @@ impl Segmenter {
     fn take_events(&mut self) -> Result<Vec<Utterance>> {
         let mut out = Vec::new();
         for e in std::mem::take(&mut self.events) {
+            let tentative = matches!(e, EndpointEvent::Tentative { .. });
             let (start_ms, end_ms, end) = match e {
                 EndpointEvent::Start { .. } => {
                     self.index += 1;
                     continue;
                 }
-                EndpointEvent::Partial { start_ms, end_ms } => (start_ms, end_ms, None),
+                EndpointEvent::Partial { start_ms, end_ms }
+                | EndpointEvent::Tentative { start_ms, end_ms } => (start_ms, end_ms, None),
                 EndpointEvent::End {
                     start_ms,
                     end_ms,
@@ -237,6 +253,7 @@ impl Segmenter {
                 start_ms,
                 end_ms,
                 end,
+                tentative,
                 samples,
             });
         }
@@ -298,10 +315,19 @@ mod tests {
             audio.extend(vec![0.0; hz as usize]);
             audio.extend(tone(1.0, hz, 0.3));
             let mut got = Vec::new();
+            let mut tentative = 0;
             // Phone-sized chunks of 200 ms.
             for chunk in audio.chunks(hz as usize / 5) {
-                got.extend(seg.push(chunk).unwrap());
+                for u in seg.push(chunk).unwrap() {
+                    if u.tentative {
+                        tentative += 1;
+                    } else {
+                        got.push(u);
+                    }
+                }
             }
+            // The first burst's end was offered early, with the same audio.
+            assert_eq!(tentative, 1);
             // The second burst is still open until the stream ends.
             assert_eq!(got.len(), 1, "{rate:?}");
             got.extend(seg.finish().unwrap());
