@@ -273,7 +273,10 @@ pub fn push_audio(
             // Decode at the pause only with time to spare, and only what
             // drives suggestions: wasted if the speaker goes on.
             let asr = &state.live.asr;
+            // One at a time: a tentative that became a final stays until decoded.
+            let free = c.tentative.as_ref().is_none_or(|t| !t.final_due);
             if customer
+                && free
                 && asr.finals_waiting() == 0
                 && asr.busy_share() < super::asr::TENTATIVE_MAX_BUSY
             {
@@ -313,7 +316,9 @@ pub fn push_audio(
             continue;
         }
         if u.is_final() {
-            c.tentative = None;
+            if c.tentative.as_ref().is_some_and(|t| !t.final_due) {
+                c.tentative = None;
+            }
             if c.inflight >= super::asr::MAX_QUEUED_FINALS {
                 dropped_s += u.duration_ms() as f64 / 1000.0;
                 metrics::counter!("assist_live_utterances_dropped_total").increment(1);
