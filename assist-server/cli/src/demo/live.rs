@@ -68,6 +68,10 @@ pub async fn run(
         tokio::spawn(async move {
             let step = 3_200; // 200 ms
             for i in (0..rep.len().max(customer.len())).step_by(step) {
+                // At real time, as a phone in a call sends it: each 200 ms
+                // frame once it has been spoken.
+                let due = began + Duration::from_secs_f64((i + step) as f64 / 16_000.0);
+                tokio::time::sleep_until(due.into()).await;
                 for (ch, pcm) in [
                     (AUDIO_CHANNEL_REP, &rep),
                     (AUDIO_CHANNEL_CUSTOMER, &customer),
