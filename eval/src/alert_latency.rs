@@ -101,7 +101,51 @@ pub(crate) fn percentiles(mut ms: Vec<f64>) -> (f64, f64, f64) {
 }
 
 /// Arrival times of alerts, keyed by the server's message id.
-type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
+pub(crate) type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
+
+/// Open `/v1/alerts/stream` with `token` and note when each new alert
+/// arrives, by its evidence's `message_id` (a chat message's id, or
+/// `<live session>#<final seq>` for a live call), for as long as it runs.
+pub(crate) async fn follow_alert_stream(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+) -> anyhow::Result<Arrivals> {
+    let arrivals: Arrivals = Arc::default();
+    let mut stream = http
+        .get(format!("{base}/v1/alerts/stream"))
+        .bearer_auth(token)
+        .send()
+        .await?;
+    anyhow::ensure!(stream.status().is_success(), "stream: {}", stream.status());
+    let seen = Arc::clone(&arrivals);
+    tokio::spawn(async move {
+        let mut buf = String::new();
+        while let Ok(Some(chunk)) = stream.chunk().await {
+            let at = Instant::now();
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buf.find("\n\n") {
+                let block: String = buf.drain(..end + 2).collect();
+                let created = block.lines().any(|l| l == "event: alert.created");
+                let data: String = block
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(str::trim_start)
+                    .collect();
+                if created
+                    && let Ok(v) = serde_json::from_str::<Value>(&data)
+                    && let Some(m) = v["evidence"]["message_id"].as_str()
+                {
+                    seen.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .entry(m.to_string())
+                        .or_insert(at);
+                }
+            }
+        }
+    });
+    Ok(arrivals)
+}
 
 /// One posted message: server id, when it was sent, labelled risky, POST latency (ms).
 type Sent = (String, Instant, bool, f64);
@@ -234,38 +278,7 @@ async fn run_async(
         "webhook: {}",
         resp.text().await?
     );
-    let streamed: Arrivals = Arc::default();
-    let mut stream = http
-        .get(format!("{base}/v1/alerts/stream"))
-        .bearer_auth(&compliance_t)
-        .send()
-        .await?;
-    anyhow::ensure!(stream.status().is_success(), "stream: {}", stream.status());
-    {
-        let streamed = streamed.clone();
-        tokio::spawn(async move {
-            let mut buf = String::new();
-            while let Ok(Some(chunk)) = stream.chunk().await {
-                let at = Instant::now();
-                buf.push_str(&String::from_utf8_lossy(&chunk));
-                while let Some(end) = buf.find("\n\n") {
-                    let block: String = buf.drain(..end + 2).collect();
-                    let created = block.lines().any(|l| l == "event: alert.created");
-                    let data: String = block
-                        .lines()
-                        .filter_map(|l| l.strip_prefix("data:"))
-                        .map(str::trim_start)
-                        .collect();
-                    if created
-                        && let Ok(v) = serde_json::from_str::<Value>(&data)
-                        && let Some(m) = v["evidence"]["message_id"].as_str()
-                    {
-                        streamed.lock().unwrap().entry(m.to_string()).or_insert(at);
-                    }
-                }
-            }
-        });
-    }
+    let streamed = follow_alert_stream(&http, &base, &compliance_t).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // Drive the conversations.

@@ -176,7 +176,9 @@ async fn run_async(
     let base = format!("http://{}", running.addr);
     let ws_url = format!("ws://{}/v1/live", running.addr);
     let (phones, manager) = setup(&state, &base, args, max_calls).await?;
-    let alerts = manager_stream(&base, &manager).await?;
+    // When each alert reached the team manager's stream.
+    let alerts =
+        crate::alert_latency::follow_alert_stream(&reqwest::Client::new(), &base, &manager).await?;
 
     // Warm-up (not measured): the first decode and search load lazily.
     let warm = plans[0].truncated(12.0);
@@ -365,53 +367,6 @@ async fn setup(
     Ok((tokens, manager_t))
 }
 
-/// When each alert reached the manager's SSE stream, by its evidence's
-/// `message_id` (`<live session>#<final seq>` for live calls).
-type Arrivals = Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>>;
-
-/// Open the team manager's alert stream and note every alert's arrival.
-async fn manager_stream(base: &str, token: &str) -> anyhow::Result<Arrivals> {
-    let arrivals: Arrivals = Arc::default();
-    let mut stream = reqwest::Client::new()
-        .get(format!("{base}/v1/alerts/stream"))
-        .bearer_auth(token)
-        .send()
-        .await?;
-    anyhow::ensure!(
-        stream.status().is_success(),
-        "alert stream: {}",
-        stream.status()
-    );
-    let seen = Arc::clone(&arrivals);
-    tokio::spawn(async move {
-        let mut buf = String::new();
-        while let Ok(Some(chunk)) = stream.chunk().await {
-            let at = Instant::now();
-            buf.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buf.find("\n\n") {
-                let block: String = buf.drain(..end + 2).collect();
-                if !block.lines().any(|l| l == "event: alert.created") {
-                    continue;
-                }
-                let data: String = block
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("data:"))
-                    .map(str::trim_start)
-                    .collect();
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&data)
-                    && let Some(m) = v["evidence"]["message_id"].as_str()
-                {
-                    seen.lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .entry(m.to_string())
-                        .or_insert(at);
-                }
-            }
-        }
-    });
-    Ok(arrivals)
-}
-
 /// Wait (at most a minute and a half) until no live session is left on the
 /// node and its recogniser is idle, so one level's flushing does not run
 /// into the next.
@@ -437,7 +392,7 @@ async fn run_level(
     n: usize,
     send: Mode,
     args: &LiveArgs,
-    alerts: &Arrivals,
+    alerts: &crate::alert_latency::Arrivals,
 ) -> Level {
     let load_start = load_average();
     let cpu0 = cpu_seconds();
